@@ -1,0 +1,1 @@
+"""Offline training package: trains the MNIST VAE and exports the SavedModel the service loads."""
