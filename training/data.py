@@ -252,7 +252,10 @@ def load_mnist(
             continue
         if index > 0:
             mnist = replace(mnist, source=name)
-            log.info("MNIST cached at %s", save_cache(mnist, data_dir))
+            try:
+                log.info("MNIST cached at %s", save_cache(mnist, data_dir))
+            except OSError as error:  # a read-only data folder must not cost the data
+                log.warning("could not cache MNIST in %s: %s", data_dir, error)
         log.info("MNIST loaded from %s", mnist.source)
         return mnist
     raise DataError(
