@@ -270,3 +270,19 @@ def load_mnist(
 def to_float(images: np.ndarray) -> np.ndarray:
     """uint8 [N, 28, 28] -> float32 [N, 28, 28] in [0, 1] (grey levels, as the seed model)."""
     return images.astype(np.float32) / 255.0
+
+
+def main() -> None:
+    """``python -m training.data [DATA_DIR]``: fetch, verify and cache MNIST."""
+    import sys
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        mnist = load_mnist(sys.argv[1] if len(sys.argv) > 1 else None)
+    except DataError as error:
+        sys.exit(f"error: {error}")
+    print(f"MNIST ok ({len(mnist.x_train)} train, {len(mnist.x_test)} test) from {mnist.source}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""The exported VAE as the service sees it: a SavedModel's signatures plus its metadata.
+
+Only the SavedModel contract is known here (signatures ``decode``, ``encode``, ``sample`` and
+optionally ``sample_digit``), never the training code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "vae"
+METADATA_FILE = "metadata.json"
+REQUIRED_SIGNATURES = ("decode", "encode", "sample")
+
+
+class ModelNotFoundError(RuntimeError):
+    """No exported model where the settings point."""
+
+
+def find_version_dir(model_dir: Path, version: int | None = None) -> Path:
+    """``<model_dir>/vae/<version>``: the given version, or the newest one."""
+    base = Path(model_dir) / MODEL_NAME
+    versions = sorted(
+        int(p.name) for p in base.glob("*") if p.is_dir() and p.name.isdigit()
+    ) if base.is_dir() else []
+    hint = "Train one with `make train` (or `vae-train --model-dir MODEL_DIR`)."
+    if not versions:
+        raise ModelNotFoundError(f"no model in {base.resolve()}. {hint}")
+    if version is None:
+        return base / str(versions[-1])
+    if version not in versions:
+        raise ModelNotFoundError(
+            f"model version {version} not in {base.resolve()} (found {versions}). {hint}"
+        )
+    return base / str(version)
+
+
+class VaeModel:
+    """Thread-safe wrapper around the loaded signatures; numpy in, numpy out."""
+
+    def __init__(self, version_dir: Path, device: str):
+        self.path = Path(version_dir)
+        self.device = device
+        with tf.device(device):
+            loaded = tf.saved_model.load(str(self.path))
+        missing = [name for name in REQUIRED_SIGNATURES if name not in loaded.signatures]
+        if missing:
+            raise ModelNotFoundError(f"{self.path} lacks signature(s) {', '.join(missing)}")
+        self._loaded = loaded  # keeps the variables alive
+        self._signatures = dict(loaded.signatures)
+        self.latent_dim = int(self._signatures["decode"].structured_input_signature[1]["z"].shape[1])
+        self.supports_digit = "sample_digit" in self._signatures
+        metadata_path = self.path / METADATA_FILE
+        self.metadata: dict[str, Any] = (
+            json.loads(metadata_path.read_text()) if metadata_path.is_file() else {}
+        )
+        self.version = int(self.path.name)
+
+    def _call(self, signature: str, **inputs: Any) -> dict[str, np.ndarray]:
+        with tf.device(self.device):
+            outputs = self._signatures[signature](**inputs)
+        return {name: tensor.numpy() for name, tensor in outputs.items()}
+
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        """Latent codes [N, D] -> images [N, 28, 28] in [0, 1]."""
+        return self._call("decode", z=tf.constant(latents, tf.float32))["images"]
+
+    def encode(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Images [N, 28, 28] in [0, 1] -> ``mu``, ``sigma``, ``log_var``, each [N, D]."""
+        return self._call("encode", images=tf.constant(images, tf.float32))
+
+    def sample(
+        self, count: int, seed: int, temperature: float, digit: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(latents [count, D], images [count, 28, 28]) from the prior, reproducible by seed."""
+        inputs = {
+            "count": tf.constant(count, tf.int32),
+            "seed": tf.constant(seed, tf.int64),
+            "temperature": tf.constant(temperature, tf.float32),
+        }
+        if digit is None:
+            outputs = self._call("sample", **inputs)
+        else:
+            outputs = self._call("sample_digit", digit=tf.constant(digit, tf.int32), **inputs)
+        return outputs["latents"], outputs["images"]
+
+    def warm_up(self) -> float:
+        """One call of each signature (first calls pay for graph setup); returns seconds."""
+        started = time.perf_counter()
+        latents, _ = self.sample(2, 0, 1.0)
+        self.encode(self.decode(latents))
+        if self.supports_digit:
+            self.sample(1, 0, 1.0, digit=0)
+        return time.perf_counter() - started
+
+    def info(self) -> dict[str, Any]:
+        """What ``GET /v1/model`` shows."""
+        meta = self.metadata
+        return {
+            "name": meta.get("name", MODEL_NAME),
+            "version": self.version,
+            "path": str(self.path),
+            "latent_dim": self.latent_dim,
+            "image_shape": [28, 28],
+            "device": "GPU" if "GPU" in self.device.upper() else "CPU",
+            "device_name": self.device,
+            "supports_digit": self.supports_digit,
+            "signatures": sorted(self._signatures),
+            "preset": meta.get("preset"),
+            "prior": meta.get("prior"),
+            "metrics": meta.get("metrics", {}),
+            "evaluation": meta.get("evaluation", {}),
+            "hyperparameters": meta.get("hyperparameters", {}),
+            "epochs": meta.get("epochs"),
+            "training_seconds": meta.get("training_seconds"),
+            "dataset": meta.get("dataset"),
+            "tensorflow_version": meta.get("tensorflow_version"),
+            "created_at": meta.get("created_at"),
+            "git_commit": meta.get("git_commit"),
+        }

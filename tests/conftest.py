@@ -1,0 +1,40 @@
+"""Shared fixtures: real MNIST and a real (small) trained SavedModel, made once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("VAE_DATA_DIR", ROOT / "data"))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def mnist(data_dir):
+    """Real MNIST, fetched the way a user's run fetches it (and cached in data/)."""
+    from training.data import load_mnist
+
+    return load_mnist(data_dir)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory, data_dir) -> Path:
+    """A real model: the `tiny` preset trained on 20,000 real MNIST digits, exported."""
+    from training.presets import get_preset
+    from training.train import train
+
+    base = tmp_path_factory.mktemp("model")
+    train(get_preset("tiny").override(epochs=3), base, data_dir, train_limit=20000)
+    return base
+
+
+@pytest.fixture(scope="session")
+def version_dir(model_dir) -> Path:
+    return model_dir / "vae" / "1"

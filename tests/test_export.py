@@ -1,0 +1,116 @@
+"""The SavedModel contract: signatures, versions, metadata, and a fresh process that loads it
+with plain TensorFlow and gets the same outputs as the model in memory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from training import prior as priors
+from training.export import existing_versions, export_model
+from training.model import build_vae
+from training.presets import get_preset
+
+RELOAD_SCRIPT = textwrap.dedent(
+    """
+    import sys, numpy as np, tensorflow as tf
+    path, inputs, out = sys.argv[1:4]
+    m = tf.saved_model.load(path)
+    x = np.load(inputs)
+    enc = m.signatures["encode"](images=tf.constant(x["images"]))
+    dec = m.signatures["decode"](z=tf.constant(x["z"]))
+    s = m.signatures["sample"](count=tf.constant(5), seed=tf.constant(7, tf.int64),
+                               temperature=tf.constant(1.0))
+    d = m.signatures["sample_digit"](count=tf.constant(5), seed=tf.constant(7, tf.int64),
+                                     temperature=tf.constant(0.5), digit=tf.constant(3))
+    np.savez(out, mu=enc["mu"], sigma=enc["sigma"], log_var=enc["log_var"],
+             images=dec["images"], sample=s["latents"], sample_images=s["images"],
+             digit=d["latents"])
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """An untrained tiny VAE with a fitted per-digit prior, exported twice."""
+    preset = get_preset("tiny").override(components_per_digit=2)
+    vae = build_vae(preset, steps_per_epoch=1)
+    rng = np.random.default_rng(0)
+    digit_prior = priors.fit_per_digit(
+        rng.normal(size=(400, preset.latent_dim)), np.repeat(np.arange(10), 40), 2, seed=0
+    )
+    base = tmp_path_factory.mktemp("export")
+    first = export_model(vae, digit_prior, digit_prior, base, {"preset": "tiny"})
+    second = export_model(vae, digit_prior, digit_prior, base, {"preset": "tiny"})
+    return vae, digit_prior, base, first, second
+
+
+def test_versions_are_next_integers_with_metadata_and_no_leftovers(exported):
+    _, _, base, first, second = exported
+    assert (first.name, second.name) == ("1", "2")
+    assert existing_versions(base / "vae") == [1, 2]
+    assert sorted(p.name for p in (base / "vae").iterdir()) == ["1", "2"]  # no staging dirs
+    metadata = json.loads((second / "metadata.json").read_text())
+    assert metadata["version"] == 2 and metadata["name"] == "vae"
+    assert (second / "saved_model.pb").is_file()
+
+
+def test_signatures_have_the_documented_shapes(exported):
+    loaded = tf.saved_model.load(str(exported[3]))
+    assert set(loaded.signatures) >= {"decode", "encode", "sample", "sample_digit",
+                                      "serving_default"}
+    decode_inputs = loaded.signatures["decode"].structured_input_signature[1]
+    assert decode_inputs["z"].shape.as_list() == [None, 20]
+    outputs = loaded.signatures["sample"](
+        count=tf.constant(3), seed=tf.constant(1, tf.int64), temperature=tf.constant(1.0)
+    )
+    assert outputs["images"].shape == (3, 28, 28)
+    images = outputs["images"].numpy()
+    assert images.min() >= 0.0 and images.max() <= 1.0
+
+
+def test_reloaded_in_a_fresh_process_matches_the_model_in_memory(exported, tmp_path):
+    vae, digit_prior, _, first, _ = exported
+    rng = np.random.default_rng(1)
+    inputs = {
+        "images": rng.uniform(size=(4, 28, 28)).astype(np.float32),
+        "z": rng.normal(size=(4, 20)).astype(np.float32),
+    }
+    np.savez(tmp_path / "inputs.npz", **inputs)
+    subprocess.run(
+        [sys.executable, "-c", RELOAD_SCRIPT, str(first), str(tmp_path / "inputs.npz"),
+         str(tmp_path / "out.npz")],
+        check=True, capture_output=True,
+    )
+    out = np.load(tmp_path / "out.npz")
+
+    mu, log_var = vae.encoder(inputs["images"])
+    np.testing.assert_allclose(out["mu"], mu.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out["log_var"], log_var.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out["sigma"], np.exp(0.5 * log_var.numpy()), rtol=1e-5)
+    expected_images = tf.sigmoid(vae.decoder(inputs["z"])).numpy()
+    np.testing.assert_allclose(out["images"], expected_images, rtol=1e-5, atol=1e-6)
+    # Stateless sampling: the same seed gives the same codes in another process.
+    expected_sample = priors.sample(digit_prior, 5, tf.constant(7, tf.int64), 1.0).numpy()
+    np.testing.assert_allclose(out["sample"], expected_sample, rtol=1e-5, atol=1e-5)
+    expected_digit = priors.sample(digit_prior, 5, tf.constant(7, tf.int64), 0.5, digit=3)
+    np.testing.assert_allclose(out["digit"], expected_digit.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_digit_sampling_uses_only_that_digits_components():
+    rng = np.random.default_rng(0)
+    # Ten well-separated clusters: digit d lives around 10·d on the first axis.
+    labels = np.repeat(np.arange(10), 50)
+    latents = rng.normal(size=(500, 2)) * 0.1
+    latents[:, 0] += 10 * labels
+    prior = priors.fit_per_digit(latents, labels, 1, seed=0)
+    z = priors.sample(prior, 200, tf.constant(3, tf.int64), 1.0, digit=7).numpy()
+    assert np.all(np.abs(z[:, 0] - 70) < 2)
+    density = priors.log_density(prior, tf.constant(z)).numpy()
+    assert np.all(np.isfinite(density))
