@@ -38,3 +38,23 @@ def model_dir(tmp_path_factory, data_dir) -> Path:
 @pytest.fixture(scope="session")
 def version_dir(model_dir) -> Path:
     return model_dir / "vae" / "1"
+
+
+@pytest.fixture(scope="session")
+def model_dir_without_digits(tmp_path_factory, data_dir) -> Path:
+    """A real model exported without a per-digit prior (no sample_digit signature)."""
+    from training.presets import get_preset
+    from training.train import train
+
+    base = tmp_path_factory.mktemp("model-no-digit")
+    preset = get_preset("tiny").override(epochs=1, components_per_digit=0, prior="standard")
+    train(preset, base, data_dir, train_limit=3000)
+    return base
+
+
+@pytest.fixture(scope="session")
+def classifier():
+    """The project's own MNIST classifier (training/assets/), to judge digits."""
+    from training.classifier import load_classifier
+
+    return load_classifier()

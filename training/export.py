@@ -8,6 +8,9 @@ Signatures (the contract with the service; loadable with plain ``tf.saved_model.
   -> ``latents`` [count, D], ``images`` [count, 28, 28]; stateless, so a seed is reproducible
 - ``sample_digit``: as ``sample`` plus ``digit`` int32 [] (0..9); only when the model has a
   per-digit prior.
+- ``log_weights``: ``images`` [N, 28, 28], ``samples`` int32 [], ``seed`` int64 []
+  -> ``log_weights`` [N, samples] = log p(x|z) + log p(z) − log q(z|x), z ~ q(z|x), under the
+  prior that ``sample`` draws from: the ELBO is their mean, the IWAE bound their log-mean-exp.
 
 ``metadata.json`` sits beside ``saved_model.pb``. The version folder is written under a
 temporary name and renamed into place, so readers never see half a model.
@@ -23,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from training import prior as priors
-from training.model import IMAGE_SHAPE, VAE
+from training.model import IMAGE_SHAPE, N_PIXELS, VAE
 
 MODEL_NAME = "vae"
 METADATA_FILE = "metadata.json"
@@ -71,6 +75,21 @@ def build_archive(
         z = priors.sample(digit_prior, count, seed, temperature, digit=digit)
         return {"latents": z, "images": images_from(z)}
 
+    def log_weights(images, samples, seed):
+        mu, log_var = encoder(images, training=False)
+        seed = tf.stack([seed, tf.constant(3, tf.int64)])
+        epsilon = tf.random.stateless_normal(tf.concat([[samples], tf.shape(mu)], 0), seed=seed)
+        z = mu + tf.exp(0.5 * log_var) * epsilon  # [samples, N, D]
+        logits = tf.reshape(decoder(tf.reshape(z, [-1, d]), training=False), [samples, -1, N_PIXELS])
+        pixels = tf.reshape(images, [1, -1, N_PIXELS]) * tf.ones_like(logits)
+        log_px = -tf.reduce_sum(
+            tf.nn.sigmoid_cross_entropy_with_logits(labels=pixels, logits=logits), axis=-1
+        )
+        log_qz = -0.5 * tf.reduce_sum(
+            tf.square(epsilon) + log_var + tf.math.log(2 * np.pi), axis=-1
+        )
+        return {"log_weights": tf.transpose(log_px + priors.log_density(prior, z) - log_qz)}
+
     archive = keras.export.ExportArchive()
     archive.track(encoder)
     archive.track(decoder)
@@ -81,6 +100,15 @@ def build_archive(
     )
     archive.add_endpoint(
         "sample", sample, [scalar["count"], scalar["seed"], scalar["temperature"]]
+    )
+    archive.add_endpoint(
+        "log_weights",
+        log_weights,
+        [
+            tf.TensorSpec([None, *IMAGE_SHAPE], tf.float32, name="images"),
+            tf.TensorSpec([], tf.int32, name="samples"),
+            tf.TensorSpec([], tf.int64, name="seed"),
+        ],
     )
     if digit_prior is not None:
         archive.add_endpoint(

@@ -1,0 +1,1 @@
+"""Benchmark scripts (run them with `make bench-serve` and `make bench-train`)."""
