@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app import metrics
 from app.config import Settings, get_settings
 from app.device import configure_tensorflow
+from app.limits import BodySizeLimitMiddleware
 from app.model import VaeModel, find_version_dir
 from app.routes import router
 
@@ -96,12 +97,8 @@ async def validation_error(request: Request, error: RequestValidationError) -> J
 
 
 async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-    """HTTP errors as JSON; the body-size limit says what the limit is."""
-    detail = error.detail
-    if error.status_code == 413 and not isinstance(detail, list):
-        limit = request.app.state.settings.max_upload_bytes
-        detail = f"request body larger than {limit} bytes (VAE_MAX_UPLOAD_BYTES)"
-    return JSONResponse({"detail": detail}, status_code=error.status_code,
+    """HTTP errors as JSON, ``{"detail": ...}``."""
+    return JSONResponse({"detail": error.detail}, status_code=error.status_code,
                         headers=getattr(error, "headers", None))
 
 
@@ -115,13 +112,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        # Enforced while the body streams in, before any form or JSON parsing.
-        max_body_size=settings.max_upload_bytes,
     )
     app.state.settings = settings
     app.state.model = None
     app.state.model_status = "loading"
     app.state.device = None
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)
     app.add_middleware(metrics.MetricsMiddleware)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

@@ -1,0 +1,153 @@
+"""Images in and out: uploads made MNIST-like, arrays turned into PNGs.
+
+MNIST digits are white on black, fitted into a 20×20 box (aspect kept) and centred by their
+centre of mass in 28×28. ``load_upload`` does the same to photos, scans and drawings.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+
+import numpy as np
+from PIL import Image, ImageOps
+
+ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
+SIZE = 28
+BOX = 20
+INK_THRESHOLD = 0.2  # share of the darkest-to-lightest range that counts as ink when cropping
+
+
+class ImageError(ValueError):
+    """An upload that cannot be used; ``status_code`` is the HTTP status to answer."""
+
+    def __init__(self, status_code: int, message: str):
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+
+def open_image(data: bytes, max_pixels: int, name: str) -> Image.Image:
+    """Open and decode one upload, checking its size before the pixels are decoded."""
+    if not data:
+        raise ImageError(415, f"{name}: empty file, expected an image")
+    try:
+        image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+    except Image.DecompressionBombError:
+        raise ImageError(413, f"{name}: image has too many pixels") from None
+    except Exception:  # noqa: BLE001 - Pillow raises many types for "not an image"
+        raise ImageError(
+            415, f"{name}: not an image in an accepted format ({', '.join(ALLOWED_FORMATS)})"
+        ) from None
+    width, height = image.size
+    if width * height > max_pixels:  # header only so far: refuse bombs before decoding
+        raise ImageError(
+            413, f"{name}: {width}×{height} pixels is more than the limit of {max_pixels}"
+        )
+    try:
+        image.seek(0)  # first frame of an animation
+        image.load()
+        return ImageOps.exif_transpose(image)
+    except Exception:  # noqa: BLE001 - truncated or corrupt data in any decoder
+        raise ImageError(422, f"{name}: the image data is corrupt or truncated") from None
+
+
+def to_grey(image: Image.Image) -> np.ndarray:
+    """Float [H, W] in [0, 1]: alpha composited onto white, 16/32-bit depths scaled."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        pixels = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or pixels.max() > 255 else 255.0
+        return np.clip(pixels / top, 0, 1)
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
+
+
+def to_white_on_black(grey: np.ndarray) -> np.ndarray:
+    """Invert dark-ink-on-light images and take the background (the border's level) to 0."""
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    if border.mean() > 0.5:
+        grey = 1.0 - grey
+        border = 1.0 - border
+    background = np.median(border)
+    span = grey.max() - background
+    if span <= 1e-6:
+        return np.zeros_like(grey)
+    return np.clip((grey - background) / span, 0, 1)
+
+
+def crop_to_ink(ink: np.ndarray) -> np.ndarray | None:
+    """The bounding box of the digit, or None for a blank image."""
+    rows = np.flatnonzero((ink > INK_THRESHOLD).any(axis=1))
+    cols = np.flatnonzero((ink > INK_THRESHOLD).any(axis=0))
+    if rows.size == 0:
+        return None
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def fit_and_centre(digit: np.ndarray) -> np.ndarray:
+    """Fit into 20×20 (aspect kept, antialiased), then centre by mass in 28×28."""
+    height, width = digit.shape
+    scale = BOX / max(height, width)
+    new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resized = Image.fromarray(digit.astype(np.float32), mode="F").resize(new_size, Image.LANCZOS)
+    small = np.clip(np.asarray(resized), 0, 1)
+    canvas = np.zeros((SIZE, SIZE), np.float32)
+    total = small.sum()
+    ys, xs = np.indices(small.shape)
+    cy = (ys * small).sum() / total if total > 0 else small.shape[0] / 2
+    cx = (xs * small).sum() / total if total > 0 else small.shape[1] / 2
+    top = int(np.clip(round(SIZE / 2 - cy), 0, SIZE - small.shape[0]))
+    left = int(np.clip(round(SIZE / 2 - cx), 0, SIZE - small.shape[1]))
+    canvas[top : top + small.shape[0], left : left + small.shape[1]] = small
+    return canvas
+
+
+def load_upload(data: bytes, max_pixels: int, name: str = "file") -> np.ndarray:
+    """Decode one uploaded image and return float32 [28, 28] in [0, 1], white digit on black
+    (MNIST-style). Raises ImageError (413, 415 or 422) naming ``name``."""
+    grey = to_grey(open_image(data, max_pixels, name))
+    digit = crop_to_ink(to_white_on_black(grey))
+    if digit is None:
+        return np.zeros((SIZE, SIZE), np.float32)
+    return fit_and_centre(digit)
+
+
+def to_png(image: np.ndarray, scale: int = 1) -> bytes:
+    """Greyscale 8-bit PNG of a [H, W] array in [0, 1]; ``scale`` upsizes (nearest)."""
+    pixels = np.round(np.clip(np.nan_to_num(image), 0, 1) * 255).astype(np.uint8)
+    picture = Image.fromarray(pixels, mode="L")
+    if scale > 1:
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def grid_png(
+    images: np.ndarray, nrow: int | None = None, scale: int = 1, padding: int = 2
+) -> bytes:
+    """One PNG for a batch [N, 28, 28]: the image itself for one, else ``nrow`` per row
+    (default: a square) with ``padding`` black pixels around each image."""
+    if len(images) == 1:
+        return to_png(images[0], scale)
+    n, height, width = images.shape
+    columns = min(nrow or math.ceil(math.sqrt(n)), n)
+    rows = math.ceil(n / columns)
+    canvas = np.zeros(
+        (rows * (height + padding) + padding, columns * (width + padding) + padding), np.float32
+    )
+    for index, image in enumerate(images):
+        r, c = divmod(index, columns)
+        y, x = padding + r * (height + padding), padding + c * (width + padding)
+        canvas[y : y + height, x : x + width] = image
+    return to_png(canvas, scale)
+
+
+def png_base64(image: np.ndarray) -> str:
+    """Base64 (ASCII) of the image's PNG, as the JSON answers carry it."""
+    return base64.b64encode(to_png(image)).decode("ascii")

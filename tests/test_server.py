@@ -1,0 +1,85 @@
+"""End to end: a real `vae-serve` process on loopback, real HTTP, a real trained model."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(model_dir):
+    port = free_port()
+    env = {**os.environ, "VAE_MODEL_DIR": str(model_dir), "VAE_INTRA_OP_THREADS": "2",
+           "VAE_INTER_OP_THREADS": "2", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+        assert process.poll() is None, process.stdout.read()
+    else:
+        process.kill()
+        pytest.fail("vae-serve did not become ready")
+    yield url, process
+    if process.poll() is None:
+        process.kill()
+
+
+def test_generate_png_over_real_http(server):
+    url, _ = server
+    response = httpx.post(f"{url}/v1/generate", json={"count": 16, "seed": 1},
+                          headers={"Accept": "image/png"})
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    grid = Image.open(io.BytesIO(response.content))
+    assert grid.size[0] >= 4 * 28 and grid.mode == "L"
+
+
+def test_encode_decode_and_model_over_real_http(server, mnist):
+    url, _ = server
+    buffer = io.BytesIO()
+    Image.fromarray(mnist.x_test[0]).save(buffer, "PNG")
+    encoded = httpx.post(f"{url}/v1/encode", files={"file": ("7.png", buffer.getvalue())}).json()
+    decoded = httpx.post(f"{url}/v1/decode", json={"latents": encoded["mu"]}).json()
+    assert len(decoded["images"]) == 1
+    assert httpx.get(f"{url}/v1/model").json()["device"] == "CPU"
+
+
+def test_bad_input_is_4xx_and_the_server_survives(server):
+    url, process = server
+    bad = httpx.post(f"{url}/v1/decode", content=b'{"latents": [[NaN]]}',
+                     headers={"Content-Type": "application/json"})
+    assert bad.status_code == 422
+    huge = httpx.post(f"{url}/v1/encode", files={"file": ("x.png", b"\0" * (6 * 1024 * 1024))})
+    assert huge.status_code == 413
+    assert httpx.get(f"{url}/readyz").status_code == 200
+    assert process.poll() is None
+
+
+def test_sigterm_stops_it_cleanly(server):
+    _, process = server
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
