@@ -79,7 +79,9 @@ def test_bad_input_is_4xx_and_the_server_survives(server):
     assert process.poll() is None
 
 
-def test_sigterm_stops_it_cleanly(server):
+def test_sigterm_shuts_down_gracefully(server):
     _, process = server
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=30) == 0
+    # uvicorn re-raises the signal after its graceful shutdown, so the status is -SIGTERM.
+    assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in process.stdout.read()
