@@ -1,0 +1,36 @@
+# syntax=docker/dockerfile:1
+# The VAE digit service: CPU TensorFlow by default; GPU build: --build-arg EXTRAS=gpu
+FROM python:3.11-slim AS build
+ARG EXTRAS=""
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY app ./app
+COPY training ./training
+RUN pip install --upgrade pip \
+ && if [ -n "$EXTRAS" ]; then pip install ".[$EXTRAS]"; else pip install .; fi
+
+FROM python:3.11-slim
+# Only the installed venv is carried over: no sources, caches or build tools.
+COPY --from=build /opt/venv /opt/venv
+RUN useradd --create-home --uid 10001 vae \
+ && mkdir -p /models /data \
+ && chown vae:vae /models /data
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    TF_CPP_MIN_LOG_LEVEL=2 \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    VAE_MODEL_DIR=/models \
+    VAE_DATA_DIR=/data \
+    VAE_HOST=0.0.0.0 \
+    VAE_PORT=8000
+USER vae
+WORKDIR /home/vae
+VOLUME ["/models"]
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('VAE_PORT', '8000')}/readyz\", timeout=4)"]
+CMD ["vae-serve"]
