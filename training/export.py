@@ -80,7 +80,8 @@ def build_archive(
         seed = tf.stack([seed, tf.constant(3, tf.int64)])
         epsilon = tf.random.stateless_normal(tf.concat([[samples], tf.shape(mu)], 0), seed=seed)
         z = mu + tf.exp(0.5 * log_var) * epsilon  # [samples, N, D]
-        logits = tf.reshape(decoder(tf.reshape(z, [-1, d]), training=False), [samples, -1, N_PIXELS])
+        logits = decoder(tf.reshape(z, [-1, d]), training=False)
+        logits = tf.reshape(logits, [samples, -1, N_PIXELS])
         pixels = tf.reshape(images, [1, -1, N_PIXELS]) * tf.ones_like(logits)
         log_px = -tf.reduce_sum(
             tf.nn.sigmoid_cross_entropy_with_logits(labels=pixels, logits=logits), axis=-1
