@@ -114,3 +114,14 @@ def test_digit_sampling_uses_only_that_digits_components():
     assert np.all(np.abs(z[:, 0] - 70) < 2)
     density = priors.log_density(prior, tf.constant(z)).numpy()
     assert np.all(np.isfinite(density))
+
+
+def test_log_weights_give_an_iwae_bound_tighter_than_the_elbo(exported):
+    loaded = tf.saved_model.load(str(exported[3]))
+    images = np.random.default_rng(2).uniform(size=(3, 28, 28)).astype(np.float32)
+    out = loaded.signatures["log_weights"](
+        images=tf.constant(images), samples=tf.constant(50), seed=tf.constant(0, tf.int64)
+    )["log_weights"].numpy()
+    assert out.shape == (3, 50) and np.all(np.isfinite(out))
+    iwae = np.logaddexp.reduce(out, axis=1) - np.log(50)
+    assert np.all(iwae >= out.mean(axis=1))
