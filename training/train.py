@@ -6,6 +6,7 @@ import logging
 import math
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -97,7 +98,8 @@ def fit(
         validation_data=test,
         callbacks=callbacks,
         shuffle=False,  # the dataset reshuffles itself, seeded
-        verbose=1,
+        # A live progress bar in a terminal; one line per epoch in logs (Docker, CI, files).
+        verbose=1 if sys.stdout.isatty() else 2,
     )
     return history.history
 
