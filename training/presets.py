@@ -53,7 +53,7 @@ PRESETS: dict[str, Preset] = {
     # learning rate and a short KL warm-up; samples come from a prior fitted to the encodings.
     "default": Preset(
         name="default",
-        epochs=30,
+        epochs=25,
         batch_size=256,
         learning_rate=2e-3,
         lr_schedule="cosine",
