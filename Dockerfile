@@ -9,8 +9,10 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY training ./training
+# TensorFlow's C++ headers (430 MB) only serve to compile custom ops: not needed to run.
 RUN pip install --upgrade pip \
- && if [ -n "$EXTRAS" ]; then pip install ".[$EXTRAS]"; else pip install .; fi
+ && if [ -n "$EXTRAS" ]; then pip install ".[$EXTRAS]"; else pip install .; fi \
+ && rm -rf /opt/venv/lib/python3.11/site-packages/tensorflow/include
 
 FROM python:3.11-slim
 # Only the installed venv is carried over: no sources, caches or build tools.
