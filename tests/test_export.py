@@ -97,9 +97,10 @@ def test_reloaded_in_a_fresh_process_matches_the_model_in_memory(exported, tmp_p
     expected_images = tf.sigmoid(vae.decoder(inputs["z"])).numpy()
     np.testing.assert_allclose(out["images"], expected_images, rtol=1e-5, atol=1e-6)
     # Stateless sampling: the same seed gives the same codes in another process.
-    expected_sample = priors.sample(digit_prior, 5, tf.constant(7, tf.int64), 1.0).numpy()
-    np.testing.assert_allclose(out["sample"], expected_sample, rtol=1e-5, atol=1e-5)
-    expected_digit = priors.sample(digit_prior, 5, tf.constant(7, tf.int64), 0.5, digit=3)
+    sampler = priors.Sampler(digit_prior, digit_prior)
+    expected_sample = sampler.sample(5, tf.constant(7, tf.int64), 1.0, priors.ANY_DIGIT)
+    np.testing.assert_allclose(out["sample"], expected_sample.numpy(), rtol=1e-5, atol=1e-5)
+    expected_digit = sampler.sample(5, tf.constant(7, tf.int64), 0.5, 3)
     np.testing.assert_allclose(out["digit"], expected_digit.numpy(), rtol=1e-5, atol=1e-5)
 
 
@@ -110,8 +111,12 @@ def test_digit_sampling_uses_only_that_digits_components():
     latents = rng.normal(size=(500, 2)) * 0.1
     latents[:, 0] += 10 * labels
     prior = priors.fit_per_digit(latents, labels, 1, seed=0)
-    z = priors.sample(prior, 200, tf.constant(3, tf.int64), 1.0, digit=7).numpy()
+    sampler = priors.Sampler(priors.standard_normal(2), prior)
+    z = sampler.sample(200, tf.constant(3, tf.int64), 1.0, 7).numpy()
     assert np.all(np.abs(z[:, 0] - 70) < 2)
+    # Without a digit, rows come from the sampling prior (here N(0, I)), not the digits'.
+    z = sampler.sample(200, tf.constant(3, tf.int64), 1.0, priors.ANY_DIGIT).numpy()
+    assert np.abs(z.mean(axis=0)).max() < 0.3 and 0.8 < z.std() < 1.2
     density = priors.log_density(prior, tf.constant(z)).numpy()
     assert np.all(np.isfinite(density))
 
@@ -125,3 +130,40 @@ def test_log_weights_give_an_iwae_bound_tighter_than_the_elbo(exported):
     assert out.shape == (3, 50) and np.all(np.isfinite(out))
     iwae = np.logaddexp.reduce(out, axis=1) - np.log(50)
     assert np.all(iwae >= out.mean(axis=1))
+
+
+def test_sample_batch_rows_equal_the_requests_drawn_alone(exported):
+    """What lets the service answer many generate requests with one call: each row of
+    sample_batch is the image (seed, index) of sample or sample_digit."""
+    loaded = tf.saved_model.load(str(exported[3]))
+    requests = [(3, 11, 1.0, -1), (1, 12, 0.5, 4), (2, 11, 0.8, 9), (4, 2**40, 1.0, -1)]
+    rows = [(seed, i, t, d) for count, seed, t, d in requests for i in range(count)]
+    seeds, indices, temperatures, digits = (np.array(c) for c in zip(*rows, strict=True))
+    batch = loaded.signatures["sample_batch"](
+        seeds=tf.constant(seeds, tf.int64), indices=tf.constant(indices, tf.int64),
+        temperatures=tf.constant(temperatures, tf.float32), digits=tf.constant(digits, tf.int32),
+    )
+    start = 0
+    for count, seed, t, d in requests:
+        inputs = {"count": tf.constant(count), "seed": tf.constant(seed, tf.int64),
+                  "temperature": tf.constant(t)}
+        alone = (loaded.signatures["sample"](**inputs) if d < 0 else
+                 loaded.signatures["sample_digit"](digit=tf.constant(d), **inputs))
+        for name in ("latents", "images"):
+            np.testing.assert_allclose(batch[name][start : start + count], alone[name],
+                                       rtol=1e-5, atol=1e-6)
+        start += count
+
+
+def test_sample_batch_refuses_a_digit_the_model_cannot_draw(tmp_path):
+    preset = get_preset("tiny").override(components_per_digit=0, prior="standard")
+    vae = build_vae(preset, steps_per_epoch=1)
+    version = export_model(vae, priors.standard_normal(preset.latent_dim), None, tmp_path, {})
+    loaded = tf.saved_model.load(str(version))
+    assert "sample_digit" not in loaded.signatures
+    inputs = {"seeds": tf.constant([1], tf.int64), "indices": tf.constant([0], tf.int64),
+              "temperatures": tf.constant([1.0])}
+    ok = loaded.signatures["sample_batch"](digits=tf.constant([-1]), **inputs)
+    assert ok["images"].shape == (1, 28, 28)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="digits must be -1..-1"):
+        loaded.signatures["sample_batch"](digits=tf.constant([3]), **inputs)

@@ -8,6 +8,10 @@ Signatures (the contract with the service; loadable with plain ``tf.saved_model.
   -> ``latents`` [count, D], ``images`` [count, 28, 28]; stateless, so a seed is reproducible
 - ``sample_digit``: as ``sample`` plus ``digit`` int32 [] (0..9); only when the model has a
   per-digit prior.
+- ``sample_batch``: one row per image, ``seeds`` int64 [N], ``indices`` int64 [N],
+  ``temperatures`` float32 [N], ``digits`` int32 [N] (-1: any digit) -> ``latents``, ``images``.
+  Row i equals image ``indices[i]`` of ``sample`` (or ``sample_digit``) with ``seeds[i]``: what
+  a server needs to answer many requests with one call.
 - ``log_weights``: ``images`` [N, 28, 28], ``samples`` int32 [], ``seed`` int64 []
   -> ``log_weights`` [N, samples] = log p(x|z) + log p(z) − log q(z|x), z ~ q(z|x), under the
   prior that ``sample`` draws from: the ELBO is their mean, the IWAE bound their log-mean-exp.
@@ -65,15 +69,20 @@ def build_archive(
         mu, log_var = encoder(images, training=False)
         return {"mu": mu, "sigma": tf.exp(0.5 * log_var), "log_var": log_var}
 
-    def sample(count, seed, temperature):
-        z = priors.sample(prior, count, seed, temperature)
+    sampler = priors.Sampler(prior, digit_prior)
+
+    def sampled(z):
         return {"latents": z, "images": images_from(z)}
 
+    def sample(count, seed, temperature):
+        return sampled(sampler.sample(count, seed, temperature, priors.ANY_DIGIT))
+
     def sample_digit(count, seed, temperature, digit):
-        tf.debugging.assert_less_equal(digit, 9, message="digit must be 0..9")
         tf.debugging.assert_greater_equal(digit, 0, message="digit must be 0..9")
-        z = priors.sample(digit_prior, count, seed, temperature, digit=digit)
-        return {"latents": z, "images": images_from(z)}
+        return sampled(sampler.sample(count, seed, temperature, digit))
+
+    def sample_batch(seeds, indices, temperatures, digits):
+        return sampled(sampler.rows(seeds, indices, temperatures, digits))
 
     def log_weights(images, samples, seed):
         mu, log_var = encoder(images, training=False)
@@ -101,6 +110,16 @@ def build_archive(
     )
     archive.add_endpoint(
         "sample", sample, [scalar["count"], scalar["seed"], scalar["temperature"]]
+    )
+    archive.add_endpoint(
+        "sample_batch",
+        sample_batch,
+        [
+            tf.TensorSpec([None], tf.int64, name="seeds"),
+            tf.TensorSpec([None], tf.int64, name="indices"),
+            tf.TensorSpec([None], tf.float32, name="temperatures"),
+            tf.TensorSpec([None], tf.int32, name="digits"),
+        ],
     )
     archive.add_endpoint(
         "log_weights",

@@ -66,29 +66,84 @@ def fit_per_digit(
     )
 
 
-def sample(
-    prior: MixturePrior,
-    count: tf.Tensor,
-    seed: tf.Tensor,
-    temperature: tf.Tensor,
-    digit: tf.Tensor | None = None,
-) -> tf.Tensor:
-    """``count`` latent codes drawn with stateless ops: the same seed gives the same codes in
-    any process. Temperature scales every component's σ; ``digit`` keeps its components only."""
-    seed = tf.cast(seed, tf.int64)
-    log_weights = tf.constant(prior.log_weights)
-    if digit is not None:
-        mask = tf.equal(tf.constant(prior.labels), tf.cast(digit, tf.int32))
-        log_weights = tf.where(mask, log_weights, tf.fill(tf.shape(log_weights), -np.inf))
-    component = tf.random.stateless_categorical(
-        log_weights[None, :], count, seed=tf.stack([seed, tf.constant(1, tf.int64)])
-    )[0]
-    epsilon = tf.random.stateless_normal(
-        tf.stack([count, prior.means.shape[1]]), seed=tf.stack([seed, tf.constant(2, tf.int64)])
-    )
-    means = tf.gather(tf.constant(prior.means), component)
-    tril = tf.gather(tf.constant(prior.scale_tril), component)
-    return means + temperature * tf.linalg.matvec(tril, epsilon)
+ANY_DIGIT = -1  # the ``digits`` value of rows drawn from the sampling prior
+
+
+def row_noise(seeds: tf.Tensor, indices: tf.Tensor, dim: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per-row randomness keyed by (seed, index) with stateless ops: a uniform ``u`` [N] that
+    picks the mixture component, and ``epsilon`` [N, dim] ~ N(0, I).
+
+    A row depends on its own key only, so the rows of many requests can be drawn in one call
+    (the service batches concurrent requests) and still equal the rows of each request alone.
+    """
+    keys = tf.stack([tf.cast(seeds, tf.int64), tf.cast(indices, tf.int64)], axis=1)
+
+    def one_row(key: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        u = tf.random.stateless_uniform([], seed=tf.random.experimental.stateless_fold_in(key, 1))
+        return u, tf.random.stateless_normal([dim], seed=key)
+
+    return tf.map_fn(one_row, keys, fn_output_signature=(tf.float32, tf.float32))
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """The components rows can be drawn from: the sampling prior's (group ``ANY_DIGIT``) and,
+    when there is one, the per-digit prior's (group = the component's digit)."""
+
+    prior: MixturePrior
+    digit_prior: MixturePrior | None = None
+
+    def table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(log_weights [K], means [K, D], scale_tril [K, D, D], group [K]) of every component."""
+        priors, groups = [self.prior], [np.full(self.prior.n_components, ANY_DIGIT, np.int32)]
+        if self.digit_prior is not None:
+            priors.append(self.digit_prior)
+            groups.append(self.digit_prior.labels.astype(np.int32))
+        return (
+            np.concatenate([p.log_weights for p in priors]),
+            np.concatenate([p.means for p in priors]),
+            np.concatenate([p.scale_tril for p in priors]),
+            np.concatenate(groups),
+        )
+
+    def rows(
+        self,
+        seeds: tf.Tensor,
+        indices: tf.Tensor,
+        temperatures: tf.Tensor,
+        digits: tf.Tensor,
+    ) -> tf.Tensor:
+        """One latent code per row [N, D]. Row i is image ``indices[i]`` of the request with seed
+        ``seeds[i]``: drawn from the sampling prior when ``digits[i]`` is ``ANY_DIGIT``, else from
+        that digit's components; ``temperatures[i]`` scales the component's σ."""
+        log_weights, means, tril, group = self.table()
+        digits = tf.cast(digits, tf.int32)
+        top = 9 if self.digit_prior is not None else ANY_DIGIT
+        message = f"digits must be -1..{top}"
+        checks = [tf.debugging.assert_less_equal(digits, top, message=message),
+                  tf.debugging.assert_greater_equal(digits, ANY_DIGIT, message=message)]
+        with tf.control_dependencies(checks):  # fail with this message, before any gather
+            digits = tf.identity(digits)
+        u, epsilon = row_noise(seeds, indices, means.shape[1])
+        # Inverse-CDF choice among the row's allowed components: a masked component adds
+        # nothing to the CDF, so the first CDF value above u belongs to an allowed one, and
+        # u < 1 = the normalised CDF's last value, so there always is one.
+        allowed = tf.equal(tf.constant(group)[None, :], digits[:, None])  # [N, K]
+        weights = tf.where(allowed, tf.exp(tf.constant(log_weights))[None, :], 0.0)
+        cdf = tf.cumsum(weights, axis=1)
+        cdf = cdf / cdf[:, -1:]
+        component = tf.searchsorted(cdf, u[:, None], side="right")[:, 0]
+        z = tf.linalg.matvec(tf.gather(tf.constant(tril), component), epsilon)
+        return tf.gather(tf.constant(means), component) + temperatures[:, None] * z
+
+    def sample(
+        self, count: tf.Tensor, seed: tf.Tensor, temperature: tf.Tensor, digit: tf.Tensor | int
+    ) -> tf.Tensor:
+        """``count`` codes for one request: rows 0..count-1 of its seed."""
+        seeds = tf.fill([count], tf.cast(seed, tf.int64))
+        indices = tf.range(tf.cast(count, tf.int64))
+        temperatures = tf.fill([count], tf.cast(temperature, tf.float32))
+        return self.rows(seeds, indices, temperatures, tf.fill([count], tf.cast(digit, tf.int32)))
 
 
 def log_density(prior: MixturePrior, z: tf.Tensor) -> tf.Tensor:
