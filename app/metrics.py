@@ -15,8 +15,12 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 INFERENCE = Histogram(
-    "vae_inference_seconds", "Time in the SavedModel per call", ["signature"],
+    "vae_inference_seconds", "Time in the SavedModel per (batched) call", ["signature"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
+BATCH_REQUESTS = Histogram(
+    "vae_batch_requests", "Requests merged into one SavedModel call", ["signature"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
 IMAGES = Counter("vae_images_total", "Images generated, decoded or encoded", ["endpoint"])
 MODEL_READY = Gauge("vae_model_ready", "1 when a model is loaded and warm")

@@ -1,7 +1,7 @@
 """The exported VAE as the service sees it: a SavedModel's signatures plus its metadata.
 
-Only the SavedModel contract is known here (signatures ``decode``, ``encode``, ``sample`` and
-optionally ``sample_digit``), never the training code.
+Only the SavedModel contract is known here (signatures ``decode``, ``encode``, ``sample_batch``,
+and ``sample_digit`` when the model can draw a chosen digit), never the training code.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = "vae"
 METADATA_FILE = "metadata.json"
-REQUIRED_SIGNATURES = ("decode", "encode", "sample")
+REQUIRED_SIGNATURES = ("decode", "encode", "sample_batch")
+ANY_DIGIT = -1  # sample_batch's ``digits`` value for "any digit"
 
 
 class ModelNotFoundError(RuntimeError):
@@ -44,8 +45,21 @@ def find_version_dir(model_dir: Path, version: int | None = None) -> Path:
     return base / str(version)
 
 
+def sample_rows(
+    count: int, seed: int, temperature: float, digit: int | None
+) -> dict[str, np.ndarray]:
+    """``sample_batch`` inputs for one request: its ``count`` images are rows 0..count-1 of
+    its seed, so the same request always gives the same digits, batched or not."""
+    return {
+        "seeds": np.full(count, seed, np.int64),
+        "indices": np.arange(count, dtype=np.int64),
+        "temperatures": np.full(count, temperature, np.float32),
+        "digits": np.full(count, ANY_DIGIT if digit is None else digit, np.int32),
+    }
+
+
 class VaeModel:
-    """Thread-safe wrapper around the loaded signatures; numpy in, numpy out."""
+    """The loaded signatures, numpy in and numpy out."""
 
     def __init__(self, version_dir: Path, device: str):
         self.path = Path(version_dir)
@@ -66,41 +80,23 @@ class VaeModel:
         )
         self.version = int(self.path.name)
 
-    def _call(self, signature: str, **inputs: Any) -> dict[str, np.ndarray]:
+    def call(self, signature: str, **inputs: np.ndarray) -> dict[str, np.ndarray]:
+        """Run one signature; inputs are converted to the dtypes the signature declares."""
+        function = self._signatures[signature]
+        specs = function.structured_input_signature[1]
         with tf.device(self.device):
-            outputs = self._signatures[signature](**inputs)
+            outputs = function(
+                **{name: tf.constant(value, specs[name].dtype) for name, value in inputs.items()}
+            )
         return {name: tensor.numpy() for name, tensor in outputs.items()}
 
-    def decode(self, latents: np.ndarray) -> np.ndarray:
-        """Latent codes [N, D] -> images [N, 28, 28] in [0, 1]."""
-        return self._call("decode", z=tf.constant(latents, tf.float32))["images"]
-
-    def encode(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """Images [N, 28, 28] in [0, 1] -> ``mu``, ``sigma``, ``log_var``, each [N, D]."""
-        return self._call("encode", images=tf.constant(images, tf.float32))
-
-    def sample(
-        self, count: int, seed: int, temperature: float, digit: int | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(latents [count, D], images [count, 28, 28]) from the prior, reproducible by seed."""
-        inputs = {
-            "count": tf.constant(count, tf.int32),
-            "seed": tf.constant(seed, tf.int64),
-            "temperature": tf.constant(temperature, tf.float32),
-        }
-        if digit is None:
-            outputs = self._call("sample", **inputs)
-        else:
-            outputs = self._call("sample_digit", digit=tf.constant(digit, tf.int32), **inputs)
-        return outputs["latents"], outputs["images"]
-
     def warm_up(self) -> float:
-        """One call of each signature (first calls pay for graph setup); returns seconds."""
+        """One call of each signature the service uses (first calls pay for graph setup);
+        returns the seconds it took."""
         started = time.perf_counter()
-        latents, _ = self.sample(2, 0, 1.0)
-        self.encode(self.decode(latents))
-        if self.supports_digit:
-            self.sample(1, 0, 1.0, digit=0)
+        latents = self.call("sample_batch", **sample_rows(2, 0, 1.0, None))["latents"]
+        images = self.call("decode", z=latents)["images"]
+        self.call("encode", images=images)
         return time.perf_counter() - started
 
     def info(self) -> dict[str, Any]:
