@@ -128,7 +128,10 @@ def test_png_round_trip_and_scale():
     decoded = np.asarray(Image.open(io.BytesIO(to_png(image))))
     np.testing.assert_array_equal(decoded, np.round(image * 255).astype(np.uint8))
     assert Image.open(io.BytesIO(to_png(image, scale=3))).size == (84, 84)
-    assert Image.open(io.BytesIO(base64.b64decode(png_base64(image)))).size == (28, 28)
+    encoded = png_base64(np.stack([image, 1 - image]))
+    assert len(encoded) == 2
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(io.BytesIO(base64.b64decode(encoded[0])))), decoded)
 
 
 def test_grid_layout():
