@@ -67,8 +67,8 @@ classifier: data ## Retrain the evaluation classifier shipped in training/assets
 bench-serve: install-dev ## Benchmark the service against a bare FastAPI endpoint
 	$(BIN)/python benchmarks/serve_bench.py --model-dir $(MODEL_DIR)
 
-bench-train: data ## Train the seed and default presets side by side and compare them
-	$(BIN)/python benchmarks/train_bench.py --data-dir $(DATA_DIR)
+bench-train: data ## Train seed and default side by side; print the table, refresh docs/images
+	$(BIN)/python benchmarks/train_bench.py --data-dir $(DATA_DIR) --pictures docs/images
 
 docker: ## Build the Docker image (CPU; GPU: make docker DOCKER_BUILD_ARGS="--build-arg EXTRAS=gpu")
 	docker build $(DOCKER_BUILD_ARGS) -t $(IMAGE) .
