@@ -43,7 +43,10 @@ class Job:
 
     def resolve(self, result: Any = None, error: BaseException | None = None) -> None:
         """Hand the answer to the request's event loop (thread-safe)."""
-        self.loop.call_soon_threadsafe(_settle, self.future, result, error)
+        try:
+            self.loop.call_soon_threadsafe(_settle, self.future, result, error)
+        except RuntimeError:  # that loop is closed: nobody waits for this answer any more
+            log.debug("dropped the answer to a %s request whose loop is closed", self.signature)
 
 
 def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
@@ -105,11 +108,13 @@ class Batcher:
         batches: list[list[Job]] = []
         for signature in dict.fromkeys(job.signature for job in jobs):
             batch: list[Job] = []
+            rows = 0
             for job in (j for j in jobs if j.signature == signature):
-                if batch and sum(j.rows for j in batch) + job.rows > self.max_rows:
+                if batch and rows + job.rows > self.max_rows:
                     batches.append(batch)
-                    batch = []
+                    batch, rows = [], 0
                 batch.append(job)
+                rows += job.rows
             batches.append(batch)
         return batches
 

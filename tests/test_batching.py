@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from app.batching import Batcher
+from app.batching import Batcher, Job
 from app.model import VaeModel, sample_rows
 
 
@@ -110,3 +110,19 @@ def test_close_finishes_queued_work_then_stops_the_thread(model):
     assert asyncio.run(go())["images"].shape == (1, 28, 28)
     batcher.close()
     assert not batcher._thread.is_alive()
+
+
+def test_an_answer_for_a_closed_loop_does_not_stop_the_thread(model):
+    batcher = Batcher(model)
+
+    async def go(rows):
+        return await batcher.run("decode", z=np.zeros((rows, 20), np.float32))
+
+    loop = asyncio.new_event_loop()
+    orphan = Job("decode", {"z": np.zeros((1, 20), np.float32)}, None, loop.create_future(), loop)
+    loop.close()
+    batcher._queue.put(orphan)  # as if its request's loop had gone away meanwhile
+    try:
+        assert asyncio.run(go(2))["images"].shape == (2, 28, 28)
+    finally:
+        batcher.close()
