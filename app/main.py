@@ -57,7 +57,7 @@ async def try_load(app: FastAPI, settings: Settings, device: str) -> bool:
         app.state.model_status = str(error)
         return False
     # TensorFlow leaves ~400,000 long-lived objects that every full garbage collection would
-    # walk again: freezing them took p99 latency at 64 clients from 239 to 51 ms here.
+    # walk again: freezing them took p99 latency at 64 clients from 239 to 55 ms here.
     gc.collect()
     gc.freeze()
     app.state.batcher = Batcher(model)
