@@ -1,10 +1,14 @@
-"""Server-side batching: every model call runs on one inference thread, and the requests that
-arrive while it is busy are merged into one call per signature.
+"""Server-side batching: every call of one model version runs on its inference thread, and the
+requests that arrive while it is busy are merged into one call per signature.
 
 A SavedModel call costs a few hundred microseconds whatever its batch size, so under load the
 service answers many requests for the price of one call (as TensorFlow Serving's batching
 does), and TensorFlow never runs concurrent calls that fight over the CPU's cores. Nothing
 waits for a batch to fill: a request alone runs at once.
+
+Fairness: a request is cut into calls of at most ``max_rows`` rows, and a round serves the
+chunks queued before it in arrival order, so a small request waits behind at most one round.
+A request that was cancelled (deadline, client gone) before its turn is dropped unrun.
 """
 
 from __future__ import annotations
@@ -13,33 +17,60 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from app import metrics
-from app.model import VaeModel
 
 log = logging.getLogger(__name__)
 
 Outputs = dict[str, np.ndarray]
 
 
-@dataclass
+class Model(Protocol):
+    """What the batcher needs of a model version."""
+
+    def call(self, signature: str, inputs: dict[str, np.ndarray]) -> Outputs: ...
+
+
+class Answer(Protocol):
+    """The response-encoding stage of a request: turns its rows of outputs into the answer.
+    Small answers are encoded on the inference thread, right after their call."""
+
+    def heavy(self, rows: int) -> bool: ...
+
+    def encode(self, outputs: Outputs) -> Any: ...
+
+
+class InvalidInput(ValueError):
+    """The model refused a request's inputs (TensorFlow's InvalidArgument): a client error."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class BatcherClosed(RuntimeError):
+    """The version is being unloaded; the caller retries on the current one."""
+
+
+@dataclass(eq=False)
 class Job:
-    """One request's rows for one signature, and where its answer goes."""
+    """One request's rows for one signature (or a chunk of them), and where its answer goes."""
 
     signature: str
-    inputs: dict[str, np.ndarray]  # every array has one row per image
-    then: Callable[[Outputs], Any] | None
+    inputs: dict[str, np.ndarray]  # batched inputs: one row per example
+    constants: tuple[tuple[str, Any], ...]  # scalar inputs: the job runs alone
+    rows: int
+    answer: Answer | None
     future: asyncio.Future = field(repr=False)
     loop: asyncio.AbstractEventLoop = field(repr=False)
 
     @property
-    def rows(self) -> int:
-        return len(next(iter(self.inputs.values())))
+    def mergeable(self) -> bool:
+        return not self.constants
 
     def resolve(self, result: Any = None, error: BaseException | None = None) -> None:
         """Hand the answer to the request's event loop (thread-safe)."""
@@ -50,7 +81,7 @@ class Job:
 
 
 def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
-    if future.done():  # the client went away and the request was cancelled
+    if future.done():  # cancelled meanwhile (deadline, client gone)
         return
     if error is None:
         future.set_result(result)
@@ -59,28 +90,65 @@ def _settle(future: asyncio.Future, result: Any, error: BaseException | None) ->
 
 
 class Batcher:
-    """Runs ``model`` calls on its own thread; ``await run(...)`` from request handlers."""
+    """Runs one model version's calls on its own thread; ``await run(...)`` from handlers."""
 
-    def __init__(self, model: VaeModel, max_rows: int = 1024):
+    def __init__(self, model: Model, max_rows: int = 256, name: str = "inference"):
         self.model = model
         self.max_rows = max_rows
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._work, name="inference", daemon=True)
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
 
     async def run(
-        self, signature: str, then: Callable[[Outputs], Any] | None = None, **inputs: np.ndarray
+        self,
+        signature: str,
+        inputs: dict[str, np.ndarray],
+        answer: Answer | None = None,
     ) -> Any:
-        """Call ``signature`` on these rows, merged with whatever else is waiting, and return
-        its outputs for these rows, or ``then(outputs)`` computed on the inference thread
-        (e.g. PNG encoding, which would otherwise hold up the event loop)."""
+        """Call ``signature`` on these inputs, merged with whatever else is waiting.
+
+        Only requests whose inputs all have a row per example (first dimension) are merged
+        with others: a signature with scalar inputs (``log_weights``' seed, ``sample``'s
+        count) may draw its noise for the whole batch, so its rows would change with the
+        company they keep; such a request has a call of its own, whole. Returns
+        ``answer.encode(outputs)`` for these rows (computed on the inference thread), or the
+        outputs themselves. A mergeable request of more than ``max_rows`` rows runs as several
+        calls, its outputs concatenated.
+        """
+        if self._closed:
+            raise BatcherClosed("this model version is being unloaded")
+        batched = {k: v for k, v in inputs.items() if np.ndim(v) > 0}
+        constants = tuple(sorted((k, v.item()) for k, v in inputs.items() if np.ndim(v) == 0))
+        rows = len(next(iter(batched.values()))) if batched else 0
+        if rows <= self.max_rows or constants:
+            return await self._submit(signature, batched, constants, rows, answer)
+        parts = [
+            self._submit(signature, {k: v[start : start + self.max_rows] for k, v in
+                                     batched.items()}, constants,
+                         min(self.max_rows, rows - start), None)
+            for start in range(0, rows, self.max_rows)
+        ]
+        chunks = await asyncio.gather(*parts)
+        outputs = {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
+        return answer.encode(outputs) if answer else outputs
+
+    def _submit(
+        self,
+        signature: str,
+        inputs: dict[str, np.ndarray],
+        constants: tuple[tuple[str, Any], ...],
+        rows: int,
+        answer: Answer | None,
+    ) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put(Job(signature, inputs, then, future, loop))
-        return await future
+        self._queue.put(Job(signature, inputs, constants, rows, answer, future, loop))
+        return future
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Finish the queued calls, then stop the thread."""
+    def close(self, timeout: float = 30.0) -> None:
+        """Refuse new calls, finish the queued ones, then stop the thread."""
+        self._closed = True
         self._queue.put(None)
         self._thread.join(timeout)
 
@@ -90,55 +158,64 @@ class Batcher:
             if job is None:
                 return
             pending = [job]
+            stop = False
             while True:  # everything that arrived while the previous call ran
                 try:
                     job = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if job is None:
-                    self._queue.put(None)  # stop after this round
+                    stop = True
                     break
                 pending.append(job)
             for batch in self._batches(pending):
                 self._run_batch(batch)
+            if stop:
+                return
 
     def _batches(self, jobs: list[Job]) -> list[list[Job]]:
-        """Group by signature, in arrival order, at most ``max_rows`` rows a call (a larger
-        request runs alone)."""
-        batches: list[list[Job]] = []
-        for signature in dict.fromkeys(job.signature for job in jobs):
-            batch: list[Job] = []
-            rows = 0
-            for job in (j for j in jobs if j.signature == signature):
-                if batch and rows + job.rows > self.max_rows:
-                    batches.append(batch)
-                    batch, rows = [], 0
-                batch.append(job)
-                rows += job.rows
-            batches.append(batch)
-        return batches
+        """Jobs still wanted, merged by signature in arrival order, at most ``max_rows`` rows
+        a call; a job with scalar inputs alone."""
+        groups: dict[str, list[list[Job]]] = {}
+        alone: list[list[Job]] = []
+        for job in jobs:
+            if job.future.cancelled():  # gone before its turn: never run (a benign race)
+                metrics.DROPPED.labels(job.signature).inc()
+                continue
+            if not job.mergeable:
+                alone.append([job])
+                continue
+            batches = groups.setdefault(job.signature, [[]])
+            if batches[-1] and sum(j.rows for j in batches[-1]) + job.rows > self.max_rows:
+                batches.append([])
+            batches[-1].append(job)
+        return [batch for batches in groups.values() for batch in batches] + alone
 
     def _run_batch(self, jobs: list[Job]) -> None:
+        signature = jobs[0].signature
         try:
-            signature = jobs[0].signature
             inputs = {name: np.concatenate([j.inputs[name] for j in jobs])
                       for name in jobs[0].inputs}
+            inputs.update(dict(jobs[0].constants))
             with metrics.INFERENCE.labels(signature).time():
-                outputs = self.model.call(signature, **inputs)
+                outputs = self.model.call(signature, inputs)
             metrics.BATCH_REQUESTS.labels(signature).observe(len(jobs))
         except Exception as error:  # noqa: BLE001 - reported to the requests that asked
             if len(jobs) > 1:  # one bad request must not fail the others merged with it
                 for job in jobs:
                     self._run_batch([job])
                 return
-            log.exception("%s call failed", jobs[0].signature)
+            log.info("%s call failed: %s", signature, error)
             jobs[0].resolve(error=error)
             return
         start = 0
         for job in jobs:
-            rows = {name: value[start : start + job.rows] for name, value in outputs.items()}
+            # A job with scalar inputs had the call to itself: all of the outputs are its.
+            stop = start + job.rows if job.mergeable else None
+            rows = {name: value[start:stop] for name, value in outputs.items()}
             start += job.rows
             try:
-                job.resolve(job.then(rows) if job.then else rows)
-            except Exception as error:  # noqa: BLE001
+                job.resolve(job.answer.encode(rows) if job.answer else rows)
+            except Exception as error:  # noqa: BLE001 - an encoding bug fails its request only
+                log.exception("encoding the answer to a %s request failed", signature)
                 job.resolve(error=error)

@@ -6,26 +6,34 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
 
 
 class Settings(BaseSettings):
     """Every knob of the service; the README's configuration table lists the same."""
 
-    model_config = SettingsConfigDict(env_prefix="VAE_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="VAE_", env_file=".env", extra="ignore", protected_namespaces=()
+    )
 
+    # --- the model and its versions ----------------------------------------------------------
     model_dir: Path = Field(Path("model"), description="Base folder holding vae/<version>/")
-    model_version: int | None = Field(None, ge=1, description="Version to serve; newest if unset")
+    model_version: int | None = Field(
+        None, ge=1, description="Serve only this version (pinned); unset: the newest good one"
+    )
+    model_versions: str | None = Field(
+        None,
+        description='Serve several versions, addressable by URL: "1,3" or "all"; the newest '
+        "of them answers unversioned requests",
+    )
+    model_poll_seconds: float = Field(
+        5.0, ge=0, description="Look for new, changed or removed versions this often; 0: never"
+    )
     device: Literal["auto", "cpu", "gpu"] = Field(
         "auto", description="auto: the GPU when TensorFlow sees one, else the CPU"
-    )
-    max_batch: int = Field(256, ge=1, description="Most codes, samples or files per request")
-    max_upload_bytes: int = Field(
-        5 * 1024 * 1024, ge=1024, description="Largest request body, in bytes"
-    )
-    max_image_pixels: int = Field(
-        16_000_000, ge=784, description="Largest uploaded image, in pixels (decompression bombs)"
     )
     intra_op_threads: int = Field(
         0, ge=0, description="TensorFlow threads per op; 0 lets TensorFlow use every host core"
@@ -33,12 +41,85 @@ class Settings(BaseSettings):
     inter_op_threads: int = Field(
         0, ge=0, description="TensorFlow ops run in parallel; 0 lets TensorFlow decide"
     )
-    model_poll_seconds: float = Field(
-        10.0, gt=0, description="While no model is found, look again this often"
+
+    # --- requests ----------------------------------------------------------------------------
+    max_batch: int = Field(
+        256, ge=1, le=4096, description="Most codes, samples or files per request"
     )
+    max_upload_bytes: int = Field(5 * MiB, ge=1024, description="Largest request body, in bytes")
+    max_image_pixels: int = Field(
+        16_000_000, ge=784, description="Largest uploaded image, in pixels (decompression bombs)"
+    )
+    max_output_pixels: int = Field(
+        16_000_000, ge=784, description="Largest PNG answer, in pixels (count × scale²)"
+    )
+
+    # --- admission control -------------------------------------------------------------------
+    max_queue_rows: int = Field(
+        4096, ge=1, description="Rows (images) admitted and not yet answered; beyond: 503"
+    )
+    request_timeout: float = Field(
+        10.0, gt=0, description="Seconds a request may wait for the model; beyond: 503"
+    )
+    max_rows_per_call: int = Field(
+        256, ge=1, description="Most rows in one SavedModel call; larger requests are split"
+    )
+    decode_concurrency: int = Field(2, ge=1, description="Uploads decoded at once")
+    decode_pixel_budget: int = Field(
+        32_000_000, ge=784, description="Pixels of uploads being decoded at once, all requests"
+    )
+
+    # --- HTTP server (vae-serve) ---------------------------------------------------------------
     host: str = Field("127.0.0.1", description="vae-serve's bind address")
     port: int = Field(8000, ge=0, le=65535, description="vae-serve's port")
-    log_level: str = Field("info", description="Logging level")
+    workers: int = Field(1, ge=1, description="vae-serve's processes, each with the model")
+    max_connections: int = Field(
+        1024, ge=1, description="Open connections and requests at once; beyond: 503 at once"
+    )
+    keep_alive_seconds: int = Field(5, ge=1, description="Idle keep-alive connections close after")
+    header_timeout: float = Field(
+        10.0, gt=0, description="Seconds for a client to send a request's headers"
+    )
+    body_timeout: float = Field(
+        10.0, gt=0, description="Seconds a request body may stall between two chunks"
+    )
+    max_header_bytes: int = Field(
+        32 * 1024, ge=1024, description="Largest request line plus headers (beyond: 431)"
+    )
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="Logging level"
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("model_versions")
+    @classmethod
+    def _versions(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.strip().lower() == "all":
+            return "all"
+        try:
+            numbers = [int(v) for v in value.split(",") if v.strip()]
+        except ValueError:
+            raise ValueError('must be "all" or version numbers separated by commas') from None
+        if not numbers or min(numbers) < 1:
+            raise ValueError("versions are positive integers")
+        return ",".join(str(v) for v in sorted(set(numbers)))
+
+    @model_validator(mode="after")
+    def _one_policy(self) -> Settings:
+        if self.model_version is not None and self.model_versions is not None:
+            raise ValueError("set VAE_MODEL_VERSION or VAE_MODEL_VERSIONS, not both")
+        return self
+
+    def public(self) -> dict[str, object]:
+        """The effective settings as ``GET /v1/model`` shows them (no host paths)."""
+        values = self.model_dump(exclude={"model_dir"})
+        return {f"VAE_{name.upper()}": value for name, value in values.items()}
 
 
 @lru_cache

@@ -17,6 +17,7 @@ ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
 SIZE = 28
 BOX = 20
 INK_THRESHOLD = 0.2  # share of the darkest-to-lightest range that counts as ink when cropping
+WORK_SIZE = 512  # uploads are processed at most this many pixels a side
 
 
 class ImageError(ValueError):
@@ -29,7 +30,7 @@ class ImageError(ValueError):
 
 
 def open_image(data: bytes, max_pixels: int, name: str) -> Image.Image:
-    """Open and decode one upload, checking its size before the pixels are decoded."""
+    """Open an upload lazily: its format and size are known, no pixel is decoded yet."""
     if not data:
         raise ImageError(415, f"{name}: empty file, expected an image")
     try:
@@ -45,26 +46,68 @@ def open_image(data: bytes, max_pixels: int, name: str) -> Image.Image:
         raise ImageError(
             413, f"{name}: {width}×{height} pixels is more than the limit of {max_pixels}"
         )
+    if width == 0 or height == 0:
+        raise ImageError(422, f"{name}: the image has no pixels ({width}×{height})")
+    return image
+
+
+def decode(image: Image.Image, name: str) -> Image.Image:
+    """Decode the first frame, at reduced size where the format allows (JPEG: libjpeg's
+    1/2..1/8 scaling, so a 12-megapixel photo never exists at full size in memory)."""
     try:
-        image.seek(0)  # first frame of an animation
+        if image.format == "JPEG":
+            image.draft(image.mode, (WORK_SIZE, WORK_SIZE))
+        image.seek(0)  # first frame of an animation or a multi-page TIFF
         image.load()
         return ImageOps.exif_transpose(image)
     except Exception:  # noqa: BLE001 - truncated or corrupt data in any decoder
         raise ImageError(422, f"{name}: the image data is corrupt or truncated") from None
 
 
-def to_grey(image: Image.Image) -> np.ndarray:
-    """Float [H, W] in [0, 1]: alpha composited onto white, 16/32-bit depths scaled."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        pixels = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode.startswith("I;16") or pixels.max() > 255 else 255.0
-        return np.clip(pixels / top, 0, 1)
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-    if has_alpha:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, rgba)
-    return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
+def _shrink(image: Image.Image) -> Image.Image:
+    """At most ``WORK_SIZE`` pixels a side (box average): the digit ends up 20×20 anyway,
+    and the float maths below then costs kilobytes, not hundreds of megabytes."""
+    factor = math.ceil(max(image.size) / WORK_SIZE)
+    return image.reduce(factor) if factor > 1 else image
+
+
+def _grey_and_alpha(image: Image.Image) -> tuple[Image.Image, Image.Image | None]:
+    """The image as grey levels ("L", or "F" in [0, 1] for 16/32-bit) and its alpha, if any."""
+    mode = image.mode
+    if mode.startswith("I;16"):
+        pixels = np.asarray(image, dtype=np.float32) / 65535.0
+        return Image.fromarray(pixels, mode="F"), None
+    if mode in ("I", "F"):
+        pixels = np.asarray(image, dtype=np.float32)
+        top = 255.0 if pixels.size == 0 or pixels.max() <= 255 else 65535.0
+        return Image.fromarray(np.clip(pixels / top, 0, 1), mode="F"), None
+    if mode == "LAB":  # the L* channel is the lightness: already grey
+        return image.getchannel("L"), None
+    if mode in ("La", "RGBa"):  # premultiplied alpha
+        image = image.convert("LA" if mode == "La" else "RGBA")
+    elif mode == "HSV":
+        image = image.convert("RGB")
+    elif "transparency" in image.info and mode in ("1", "L", "P", "RGB"):
+        image = image.convert("RGBA")
+    if image.mode in ("LA", "PA", "RGBA"):
+        return image.convert("L"), image.getchannel("A")
+    return image.convert("L"), None
+
+
+def to_grey(image: Image.Image, name: str = "file") -> np.ndarray:
+    """Float32 [H, W] in [0, 1], at most ``WORK_SIZE`` a side: transparency composited onto
+    white paper, 16/32-bit depths scaled. Any mode Pillow opens is handled or refused (415)."""
+    try:
+        grey, alpha = _grey_and_alpha(image)
+    except (ValueError, OSError):
+        raise ImageError(415, f"{name}: images in mode {image.mode} are not supported") from None
+    pixels = np.asarray(_shrink(grey), dtype=np.float32)
+    if grey.mode == "L":
+        pixels /= 255.0
+    if alpha is not None:
+        opacity = np.asarray(_shrink(alpha), dtype=np.float32) / 255.0
+        pixels = pixels * opacity + (1.0 - opacity)
+    return np.clip(pixels, 0.0, 1.0)
 
 
 def to_white_on_black(grey: np.ndarray) -> np.ndarray:
@@ -110,7 +153,12 @@ def fit_and_centre(digit: np.ndarray) -> np.ndarray:
 def load_upload(data: bytes, max_pixels: int, name: str = "file") -> np.ndarray:
     """Decode one uploaded image and return float32 [28, 28] in [0, 1], white digit on black
     (MNIST-style). Raises ImageError (413, 415 or 422) naming ``name``."""
-    grey = to_grey(open_image(data, max_pixels, name))
+    return mnist_like(open_image(data, max_pixels, name), name)
+
+
+def mnist_like(image: Image.Image, name: str = "file") -> np.ndarray:
+    """An opened upload (``open_image``) decoded and made MNIST-like, float32 [28, 28]."""
+    grey = to_grey(decode(image, name), name)
     digit = crop_to_ink(to_white_on_black(grey))
     if digit is None:
         return np.zeros((SIZE, SIZE), np.float32)
@@ -155,6 +203,13 @@ def grid_png(
         y, x = padding + r * (height + padding), padding + c * (width + padding)
         canvas[y : y + height, x : x + width] = image
     return to_png(canvas, scale)
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """``array`` in NumPy's .npy format (a short header, then the raw bytes)."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
 
 
 def png_base64(images: np.ndarray) -> list[str]:

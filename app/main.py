@@ -1,29 +1,31 @@
-"""The FastAPI application: settings, model loading at startup, error handlers, routes.
+"""The FastAPI application: its parts, the error answers, and the routers.
 
-``uvicorn app.main:app`` serves it; ``create_app(settings)`` builds one for tests.
+``uvicorn app.main:app`` serves it (``vae-serve`` adds connection limits); ``create_app``
+builds one for tests, optionally with another model loader.
 """
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import logging
-from contextlib import asynccontextmanager, suppress
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
 from app import metrics
-from app.batching import Batcher
+from app.admission import Admission, Overloaded
+from app.batching import InvalidInput
 from app.config import Settings, get_settings
-from app.device import configure_tensorflow
-from app.limits import BodySizeLimitMiddleware
-from app.model import VaeModel, find_version_dir
-from app.routes import router
+from app.connections import ConnectionGuard
+from app.deps import Runtime
+from app.lifecycle import Loader, ServedModel, Unavailable, VersionNotFound
+from app.responses import json_response
+from app.routes import digits, health, models
+from app.uploads import UploadDecoder
 
 log = logging.getLogger("app")
 
@@ -33,110 +35,89 @@ codes (optionally a chosen digit), decode your own codes, or encode digit images
 posterior's μ and σ.
 
 Images are 28×28 greyscale PNGs, white digit on black. `generate` and `decode` answer JSON
-(base64 PNGs) by default, or a PNG (one digit, or a grid) with `Accept: image/png`.
+(base64 PNGs) by default, one PNG (a digit, or a grid) with `Accept: image/png`, or raw
+uint8 pixels with `Accept: application/x-npy`. The model is also served with TensorFlow
+Serving's REST API under `/v1/models/vae`.
 """
 
 
-def load_model(settings: Settings, device: str) -> VaeModel:
-    """Load the configured version (newest by default) onto ``device`` and warm it up."""
-    model = VaeModel(find_version_dir(settings.model_dir, settings.model_version), device)
-    seconds = model.warm_up()
-    log.info("serving %s (latent_dim %d) on %s, warm-up %.2f s",
-             model.path, model.latent_dim, device, seconds)
-    return model
-
-
-async def try_load(app: FastAPI, settings: Settings, device: str) -> bool:
-    """One attempt to load the model (in a thread); on failure say why and how to fix it."""
-    try:
-        model = await anyio.to_thread.run_sync(load_model, settings, device)
-    except Exception as error:  # noqa: BLE001 - a missing or bad model must not crash-loop
-        if str(error) != app.state.model_status:
-            log.error("no model to serve: %s (looking again every %.0f s)",
-                      error, settings.model_poll_seconds)
-        app.state.model_status = str(error)
-        return False
-    # TensorFlow leaves ~400,000 long-lived objects that every full garbage collection would
-    # walk again: freezing them took p99 latency at 64 clients from 239 to 55 ms here.
-    gc.collect()
-    gc.freeze()
-    app.state.batcher = Batcher(model)
-    app.state.model_status = "ready"
-    metrics.MODEL_READY.set(1)
-    return True
-
-
-async def poll_for_model(app: FastAPI, settings: Settings, device: str) -> None:
-    """Look for a model until one loads, so a service started before training recovers."""
-    while not await try_load(app, settings, device):
-        await asyncio.sleep(settings.model_poll_seconds)
-
-
-@asynccontextmanager
-async def lifespan(app: FastAPI):
-    settings: Settings = app.state.settings
-    device = configure_tensorflow(
-        settings.device, settings.intra_op_threads, settings.inter_op_threads
-    )
-    app.state.device = device
-    metrics.MODEL_READY.set(0)
-    # The first attempt runs before serving, so a healthy start is ready at once.
-    poller = None
-    if not await try_load(app, settings, device):
-        poller = asyncio.create_task(poll_for_model(app, settings, device))
-    try:
-        yield
-    finally:
-        if poller is not None:
-            poller.cancel()
-            with suppress(asyncio.CancelledError):
-                await poller
-        if app.state.batcher is not None:
-            await anyio.to_thread.run_sync(app.state.batcher.close)
-
-
-async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-    """422 with loc/msg/type only: echoing the input back could hold NaN or Infinity, which
-    JSON cannot carry (the response itself would fail with a 500)."""
-    detail = [
-        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-        for e in error.errors()
-    ]
-    return JSONResponse({"detail": detail}, status_code=422)
-
-
-async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-    """HTTP errors as JSON, ``{"detail": ...}``."""
-    return JSONResponse({"detail": error.detail}, status_code=error.status_code,
-                        headers=getattr(error, "headers", None))
-
-
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """A new application; ``settings`` default to the environment's."""
+def create_app(settings: Settings | None = None, load: Loader | None = None) -> FastAPI:
+    """A new application; ``settings`` default to the environment's, ``load`` to loading
+    SavedModels with TensorFlow."""
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    runtime = Runtime(
+        settings=settings,
+        served=ServedModel(settings, load),
+        admission=Admission(settings.max_queue_rows, settings.request_timeout),
+        uploads=UploadDecoder(settings.max_image_pixels, settings.decode_concurrency,
+                              settings.decode_pixel_budget),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.served.start()
+        try:
+            yield
+        finally:
+            await runtime.served.stop()
+            metrics.worker_exited(os.getpid())
+
     app = FastAPI(
         title="VAE digits",
-        version="1.0",
+        version="2.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        redirect_slashes=False,  # a redirect would be built from the client's Host header
     )
-    app.state.settings = settings
-    app.state.batcher = None  # set once a model is loaded
-    app.state.model_status = "loading"
-    app.state.device = None
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.state.runtime = runtime
+    app.add_middleware(ConnectionGuard, max_body_bytes=settings.max_upload_bytes,
+                       body_timeout=settings.body_timeout)
     app.add_middleware(metrics.MetricsMiddleware)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.include_router(router)
-
-    @app.get("/metrics", include_in_schema=False)
-    def prometheus_metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
+    add_error_handlers(app)
+    app.include_router(digits.router)
+    app.include_router(digits.upload_router, form_limits={
+        "max_files": settings.max_batch, "max_fields": 8, "max_part_size": 65536,
+    })
+    app.include_router(models.router)
+    app.include_router(health.router)
     return app
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every error is JSON ``{"detail": ...}`` with the right status, never a 500 page."""
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> Response:
+        # loc/msg/type only: echoing the input could hold NaN, which JSON cannot carry.
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in error.errors()
+        ]
+        return json_response({"detail": detail}, 422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        return json_response({"detail": error.detail}, error.status_code,
+                             getattr(error, "headers", None))
+
+    @app.exception_handler(Overloaded)
+    async def overloaded(request: Request, error: Overloaded) -> Response:
+        return json_response({"detail": error.message}, 503,
+                             {"Retry-After": str(error.retry_after)})
+
+    @app.exception_handler(Unavailable)
+    async def unavailable(request: Request, error: Unavailable) -> Response:
+        return json_response({"detail": error.message}, 503, {"Retry-After": "5"})
+
+    @app.exception_handler(VersionNotFound)
+    async def version_not_found(request: Request, error: VersionNotFound) -> Response:
+        return json_response({"detail": error.message}, 404)
+
+    @app.exception_handler(InvalidInput)
+    async def invalid_input(request: Request, error: InvalidInput) -> Response:
+        return json_response({"detail": error.message}, 422)
 
 
 app = create_app()

@@ -1,15 +1,30 @@
-"""Prometheus metrics: requests by route and status, latency, and time spent in the model."""
+"""Prometheus metrics: requests by route and status, latency, time in the model, admission
+control and the model's lifecycle.
+
+With several worker processes (``vae-serve --workers N``) every process writes its values to
+``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multiprocess mode, set up by ``vae-serve``)
+and ``/metrics`` adds them up, so one scrape shows the whole server, not one worker.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-REQUESTS = Counter(
-    "vae_http_requests_total", "HTTP requests", ["method", "route", "status"]
-)
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+REQUESTS = Counter("vae_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
     "vae_http_request_seconds", "HTTP request latency", ["route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
@@ -23,7 +38,46 @@ BATCH_REQUESTS = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
 IMAGES = Counter("vae_images_total", "Images generated, decoded or encoded", ["endpoint"])
-MODEL_READY = Gauge("vae_model_ready", "1 when a model is loaded and warm")
+DROPPED = Counter(
+    "vae_dropped_calls_total", "Queued work dropped unrun (deadline or client gone)",
+    ["signature"],
+)
+REFUSED = Counter(
+    "vae_refused_requests_total", "Requests answered 503 by admission control",
+    ["endpoint", "reason"],
+)
+QUEUED_ROWS = Gauge(
+    "vae_admitted_rows", "Rows (images) admitted and not yet answered",
+    multiprocess_mode="livesum",
+)
+QUEUE_CAPACITY = Gauge(
+    "vae_admitted_rows_limit", "VAE_MAX_QUEUE_ROWS", multiprocess_mode="livesum"
+)
+MODEL_READY = Gauge(
+    "vae_model_ready", "1 when a model version is loaded and warm", multiprocess_mode="livemin"
+)
+SERVING_VERSION = Gauge(
+    "vae_model_serving_version", "The version unversioned requests get",
+    multiprocess_mode="livemax",
+)
+LOAD_FAILURES = Counter(
+    "vae_model_load_failures_total", "Model versions that failed to load", ["code"]
+)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics page: this process's, or every worker's added up in multiprocess mode."""
+    if os.environ.get(MULTIPROCESS_DIR):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def worker_exited(pid: int) -> None:
+    """Drop a stopped worker's live gauges (multiprocess mode only)."""
+    if os.environ.get(MULTIPROCESS_DIR):
+        multiprocess.mark_process_dead(pid)
 
 
 class MetricsMiddleware:

@@ -1,126 +1,177 @@
-"""The exported VAE as the service sees it: a SavedModel's signatures plus its metadata.
+"""One exported model version as the service sees it: the SavedModel's signatures (numpy in,
+numpy out) and its metadata, both read through ``vae_contract``, never the training code.
 
-Only the SavedModel contract is known here (signatures ``decode``, ``encode``, ``sample_batch``,
-and ``sample_digit`` when the model can draw a chosen digit), never the training code.
+``check_readable`` runs before TensorFlow touches the folder: TensorFlow reports an unreadable
+file as missing, and a user must be told "permission denied" instead.
 """
 
 from __future__ import annotations
 
-import json
-import logging
+import errno
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from google.protobuf import json_format
+from pydantic import ValidationError
+from tensorflow.core.protobuf import saved_model_pb2
 
-log = logging.getLogger(__name__)
-
-MODEL_NAME = "vae"
-METADATA_FILE = "metadata.json"
-REQUIRED_SIGNATURES = ("decode", "encode", "sample_batch")
-ANY_DIGIT = -1  # sample_batch's ``digits`` value for "any digit"
-
-
-class ModelNotFoundError(RuntimeError):
-    """No exported model where the settings point."""
+from app.batching import InvalidInput
+from app.lifecycle import LoadError, SignatureSpec, TensorSpec
+from vae_contract import (
+    METADATA_FILE,
+    REQUIRED_SIGNATURES,
+    ModelMetadata,
+    Signature,
+)
 
 
-def find_version_dir(model_dir: Path, version: int | None = None) -> Path:
-    """``<model_dir>/vae/<version>``: the given version, or the newest one."""
-    base = Path(model_dir) / MODEL_NAME
-    versions = sorted(
-        int(p.name) for p in base.glob("*") if p.is_dir() and p.name.isdigit()
-    ) if base.is_dir() else []
-    hint = "Train one with `make train` (or `vae-train --model-dir MODEL_DIR`)."
-    if not versions:
-        raise ModelNotFoundError(f"no model in {base.resolve()}. {hint}")
-    if version is None:
-        return base / str(versions[-1])
-    if version not in versions:
-        raise ModelNotFoundError(
-            f"model version {version} not in {base.resolve()} (found {versions}). {hint}"
+def check_readable(version_dir: Path) -> None:
+    """Open every file and list every folder of a version, so a permission problem is
+    reported as such (with the fix) instead of as a missing SavedModel."""
+    model_dir = version_dir.parent.parent
+
+    def denied(path: Path) -> LoadError:
+        return LoadError(
+            "PERMISSION_DENIED",
+            f"permission denied reading {path.relative_to(model_dir)} (the service runs as uid "
+            f"{os.getuid()}): make the version readable, e.g. "
+            f"chmod -R a+rX <model dir>/{version_dir.relative_to(model_dir)}",
         )
-    return base / str(version)
+
+    def on_error(error: OSError) -> None:
+        if error.errno in (errno.EACCES, errno.EPERM):
+            raise denied(Path(error.filename)) from None
+        raise LoadError("NOT_FOUND", f"the version folder cannot be listed: {error.strerror}")
+
+    for root, dirs, files in os.walk(version_dir, onerror=on_error):
+        for name in files:
+            try:
+                with open(Path(root) / name, "rb"):
+                    pass
+            except PermissionError:
+                raise denied(Path(root) / name) from None
+        for name in dirs:
+            if not os.access(Path(root) / name, os.R_OK | os.X_OK):
+                raise denied(Path(root) / name)
 
 
-def sample_rows(
-    count: int, seed: int, temperature: float, digit: int | None
-) -> dict[str, np.ndarray]:
-    """``sample_batch`` inputs for one request: its ``count`` images are rows 0..count-1 of
-    its seed, so the same request always gives the same digits, batched or not."""
-    return {
-        "seeds": np.full(count, seed, np.int64),
-        "indices": np.arange(count, dtype=np.int64),
-        "temperatures": np.full(count, temperature, np.float32),
-        "digits": np.full(count, ANY_DIGIT if digit is None else digit, np.int32),
-    }
+def _spec(name: str, tensor: Any) -> TensorSpec:
+    shape = tuple(None if d is None else int(d) for d in tensor.shape.as_list())
+    return TensorSpec(name, np.dtype(tensor.dtype.as_numpy_dtype), shape)
 
 
 class VaeModel:
-    """The loaded signatures, numpy in and numpy out."""
+    """A loaded version: its signatures, metadata and TensorFlow Serving signature_def map."""
 
     def __init__(self, version_dir: Path, device: str):
         self.path = Path(version_dir)
-        self.device = device
-        with tf.device(device):
-            loaded = tf.saved_model.load(str(self.path))
-        missing = [name for name in REQUIRED_SIGNATURES if name not in loaded.signatures]
-        if missing:
-            raise ModelNotFoundError(f"{self.path} lacks signature(s) {', '.join(missing)}")
-        self._loaded = loaded  # keeps the variables alive
-        self._signatures = dict(loaded.signatures)
-        decode_inputs = self._signatures["decode"].structured_input_signature[1]
-        self.latent_dim = int(decode_inputs["z"].shape[1])
-        self.supports_digit = "sample_digit" in self._signatures
-        metadata_path = self.path / METADATA_FILE
-        self.metadata: dict[str, Any] = (
-            json.loads(metadata_path.read_text()) if metadata_path.is_file() else {}
-        )
         self.version = int(self.path.name)
-
-    def call(self, signature: str, **inputs: np.ndarray) -> dict[str, np.ndarray]:
-        """Run one signature; inputs are converted to the dtypes the signature declares."""
-        function = self._signatures[signature]
-        specs = function.structured_input_signature[1]
-        with tf.device(self.device):
-            outputs = function(
-                **{name: tf.constant(value, specs[name].dtype) for name, value in inputs.items()}
+        self.device = device
+        check_readable(self.path)
+        self.metadata = _read_metadata(self.path)
+        self.signature_defs = _read_signature_defs(self.path)
+        try:
+            with tf.device(device):
+                loaded = tf.saved_model.load(str(self.path))
+        except Exception as error:  # noqa: BLE001 - TensorFlow raises many kinds
+            raise LoadError("DATA_LOSS", f"the SavedModel does not load: {error}") from None
+        missing = [str(s) for s in REQUIRED_SIGNATURES if s not in loaded.signatures]
+        if missing:
+            raise LoadError(
+                "FAILED_PRECONDITION",
+                f"the SavedModel lacks the signature(s) {', '.join(missing)}; export it again "
+                "with this project's vae-train",
             )
+        self._loaded = loaded  # keeps the variables alive
+        self._functions = dict(loaded.signatures)
+        self.signatures = {
+            name: SignatureSpec(
+                name,
+                {k: _spec(k, v) for k, v in fn.structured_input_signature[1].items()},
+                {k: _spec(k, v) for k, v in fn.structured_outputs.items()},
+            )
+            for name, fn in self._functions.items()
+        }
+        self.latent_dim = int(self.signatures[Signature.DECODE].inputs["z"].shape[1] or 0)
+        if self.latent_dim != self.metadata.latent_dim:
+            raise LoadError(
+                "FAILED_PRECONDITION",
+                f"{METADATA_FILE} says latent_dim {self.metadata.latent_dim}, the decode "
+                f"signature takes {self.latent_dim}",
+            )
+        self.supports_digit = Signature.SAMPLE_DIGIT in self._functions
+
+    def call(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one signature; inputs are converted to the dtypes the signature declares."""
+        function = self._functions[signature]
+        specs = self.signatures[signature].inputs
+        try:
+            with tf.device(self.device):
+                outputs = function(**{
+                    name: tf.constant(value, specs[name].dtype) for name, value in inputs.items()
+                })
+        except (tf.errors.InvalidArgumentError, TypeError, ValueError) as error:
+            message = getattr(error, "message", None) or str(error)
+            raise InvalidInput(message.strip().splitlines()[0]) from None
         return {name: tensor.numpy() for name, tensor in outputs.items()}
 
     def warm_up(self) -> float:
-        """One call of each signature the service uses (first calls pay for graph setup);
-        returns the seconds it took."""
+        """Call every signature the service uses once, off the request path (first calls pay
+        for graph set-up); returns the seconds it took."""
         started = time.perf_counter()
-        latents = self.call("sample_batch", **sample_rows(2, 0, 1.0, None))["latents"]
-        images = self.call("decode", z=latents)["images"]
-        self.call("encode", images=images)
+        rows = {
+            "seeds": np.zeros(2, np.int64), "indices": np.arange(2, dtype=np.int64),
+            "temperatures": np.ones(2, np.float32), "digits": np.full(2, -1, np.int32),
+        }
+        latents = self.call(Signature.SAMPLE_BATCH, rows)["latents"]
+        images = self.call(Signature.DECODE, {"z": latents})["images"]
+        self.call(Signature.ENCODE, {"images": images})
+        self.call(Signature.LOG_WEIGHTS, {
+            "images": images, "samples": np.array(2, np.int32), "seed": np.array(0, np.int64),
+        })
         return time.perf_counter() - started
 
-    def info(self) -> dict[str, Any]:
-        """What ``GET /v1/model`` shows."""
-        meta = self.metadata
-        return {
-            "name": meta.get("name", MODEL_NAME),
-            "version": self.version,
-            "path": str(self.path),
-            "latent_dim": self.latent_dim,
-            "image_shape": [28, 28],
-            "device": "GPU" if "GPU" in self.device.upper() else "CPU",
-            "device_name": self.device,
-            "supports_digit": self.supports_digit,
-            "signatures": sorted(self._signatures),
-            "preset": meta.get("preset"),
-            "prior": meta.get("prior"),
-            "metrics": meta.get("metrics", {}),
-            "evaluation": meta.get("evaluation", {}),
-            "hyperparameters": meta.get("hyperparameters", {}),
-            "epochs": meta.get("epochs"),
-            "training_seconds": meta.get("training_seconds"),
-            "dataset": meta.get("dataset"),
-            "tensorflow_version": meta.get("tensorflow_version"),
-            "created_at": meta.get("created_at"),
-            "git_commit": meta.get("git_commit"),
-        }
+
+def _read_metadata(version_dir: Path) -> ModelMetadata:
+    try:
+        return ModelMetadata.read(version_dir)
+    except FileNotFoundError:
+        raise LoadError(
+            "NOT_FOUND", f"{METADATA_FILE} is missing: not a version exported by vae-train"
+        ) from None
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise LoadError(
+            "FAILED_PRECONDITION", f"{METADATA_FILE} is invalid at {where}: {first['msg']}"
+        ) from None
+
+
+def _read_signature_defs(version_dir: Path) -> dict[str, Any]:
+    """The ``signature_def`` map as TensorFlow Serving prints it in ``/metadata`` (protobuf
+    JSON with the proto field names and every field)."""
+    pb = version_dir / "saved_model.pb"
+    if not pb.is_file():
+        raise LoadError(
+            "NOT_FOUND", "saved_model.pb is missing: not a SavedModel (or still being copied)"
+        )
+    saved_model = saved_model_pb2.SavedModel()
+    try:
+        saved_model.ParseFromString(pb.read_bytes())
+    except Exception:  # noqa: BLE001 - protobuf's DecodeError and friends
+        raise LoadError(
+            "DATA_LOSS", "saved_model.pb is corrupt (not a SavedModel protobuf)"
+        ) from None
+    if not saved_model.meta_graphs:
+        raise LoadError("DATA_LOSS", "saved_model.pb holds no graph")
+    return {
+        name: json_format.MessageToDict(
+            signature, preserving_proto_field_name=True,
+            always_print_fields_with_no_presence=True,
+        )
+        for name, signature in saved_model.meta_graphs[0].signature_def.items()
+    }

@@ -1,9 +1,12 @@
-"""HTTP content negotiation: JSON or PNG, from the request's Accept header."""
+"""HTTP content negotiation: JSON, PNG or raw pixels, from the request's Accept header."""
 
 from __future__ import annotations
 
 JSON = "application/json"
 PNG = "image/png"
+NPY = "application/x-npy"
+RAW = "application/octet-stream"
+IMAGE_TYPES = (JSON, PNG, NPY, RAW)
 
 
 def _quality(accept: str, media_type: str) -> tuple[float, int]:
@@ -34,10 +37,10 @@ def _quality(accept: str, media_type: str) -> tuple[float, int]:
     return (best[0], best[1])
 
 
-def choose(accept: str | None, offers: tuple[str, ...] = (JSON, PNG)) -> str | None:
+def choose(accept: str | None, offers: tuple[str, ...] = IMAGE_TYPES) -> str | None:
     """The offer the client prefers; the first offer when it has no preference; None if none
     is acceptable (406)."""
-    if not accept or not accept.strip():
+    if not accept or not accept.strip() or accept == "*/*":
         return offers[0]
     ranked = []
     for index, offer in enumerate(offers):

@@ -1,4 +1,7 @@
-"""Request and response bodies, with the limits and examples the docs page shows."""
+"""Request and response bodies, with the limits and examples the docs page shows.
+
+Request models are strict: ``true`` is not a number and ``"5"`` is not an integer.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +9,28 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vae_contract import ModelMetadata
+
 # Codes far outside the prior decode to noise and overflow float32 on the way; JSON's
 # NaN, Infinity and 1e400 (parsed as inf) are rejected by allow_inf_nan=False.
 LATENT_LIMIT = 1000.0
 MAX_SEED = 2**63 - 1
+MAX_ROWS = 4096  # hard cap before the VAE_MAX_BATCH check, so a huge list fails fast
 
 LatentValue = Annotated[float, Field(allow_inf_nan=False, ge=-LATENT_LIMIT, le=LATENT_LIMIT)]
+LatentCode = Annotated[list[LatentValue], Field(min_length=1, max_length=1024)]
 
 EXAMPLE_LATENT = [0.0] * 20
 
 
-class GenerateRequest(BaseModel):
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class GenerateRequest(_Request):
     """Digits from random latent codes; every field is optional."""
 
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={"examples": [{"count": 4, "seed": 42, "temperature": 1.0}]},
     )
 
@@ -44,15 +54,14 @@ class GenerateResponse(BaseModel):
     digit: int | None = Field(None, description="The requested digit, if any")
 
 
-class DecodeRequest(BaseModel):
+class DecodeRequest(_Request):
     """Latent codes to decode, one row per image."""
 
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"latents": [EXAMPLE_LATENT]}]}
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [{"latents": [EXAMPLE_LATENT]}]})
 
-    latents: list[list[LatentValue]] = Field(
+    latents: list[LatentCode] = Field(
         min_length=1,
+        max_length=MAX_ROWS,
         description=f"Rows of latent_dim finite numbers in [-{LATENT_LIMIT:g}, {LATENT_LIMIT:g}]",
     )
 
@@ -67,18 +76,27 @@ class EncodeResponse(BaseModel):
     log_var: list[list[float]] = Field(description="log σ², as the encoder outputs it")
 
 
-class ModelInfo(BaseModel):
-    model_config = ConfigDict(extra="allow", protected_namespaces=())
-
-    name: str
+class VersionInfo(BaseModel):
     version: int
-    latent_dim: int
-    image_shape: list[int]
+    state: str = Field(description="START, LOADING, AVAILABLE, UNLOADING or END")
+    error_code: str = Field(description='"OK", or why the version failed to load')
+    error_message: str
+
+
+class ModelInfo(ModelMetadata):
+    """The served version: everything in its metadata.json, plus how it is served."""
+
+    version: int = Field(description="The version answering (the newest served by default)")
     device: str = Field(description="GPU or CPU")
-    supports_digit: bool
-    metrics: dict[str, Any]
-    hyperparameters: dict[str, Any]
+    device_name: str = Field(description="TensorFlow's device name, e.g. /CPU:0")
+    signatures: list[str] = Field(description="The SavedModel's signatures")
+    versions: list[VersionInfo] = Field(description="Every version the server knows of")
+    settings: dict[str, Any] = Field(description="The effective VAE_* settings")
 
 
 class Problem(BaseModel):
     detail: Any = Field(description="What is wrong, naming the field or file")
+
+
+class TFServingError(BaseModel):
+    error: str = Field(description="TensorFlow Serving's error message")

@@ -1,5 +1,6 @@
-"""The batcher on a real trained model: merged calls give each request exactly what it would
-get alone, and one bad request cannot fail the others."""
+"""The batcher: merged calls give each request exactly what it would get alone, large
+requests are cut into fair calls, abandoned work is dropped unrun, one bad request fails
+alone. Fast tier on the NumPy stand-in; the last test checks merging on a real SavedModel."""
 
 from __future__ import annotations
 
@@ -10,119 +11,181 @@ import numpy as np
 import pytest
 
 from app.batching import Batcher, Job
-from app.model import VaeModel, sample_rows
+from app.routes.digits import sample_rows
+from tests.fakes import FakeModel
 
 
-class CountingModel(VaeModel):
-    """The real model, counting the rows of each call it makes."""
+class Hold:
+    """An answer whose encoding holds the inference thread until released, and says when it
+    has started: other requests queue meanwhile, deterministically (no sleeps)."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.calls: list[tuple[str, int]] = []
+    def __init__(self):
+        self.started = threading.Event()
+        self.release = threading.Event()
 
-    def call(self, signature, **inputs):
-        self.calls.append((signature, len(next(iter(inputs.values())))))
-        return super().call(signature, **inputs)
+    def heavy(self, rows: int) -> bool:
+        return False
+
+    def encode(self, outputs):
+        self.started.set()
+        self.release.wait(10)
+        return outputs
 
 
-@pytest.fixture(scope="module")
-def model(version_dir):
-    return CountingModel(version_dir, "/CPU:0")
-
-
-async def with_busy_worker(batcher: Batcher, submit):
-    """Hold the inference thread on a first job while ``submit()`` queues more, so that what
-    it queued is merged when the thread is released."""
-    release = threading.Event()
-    first = asyncio.ensure_future(
-        batcher.run("decode", then=lambda out: release.wait(10), z=np.zeros((1, 20), np.float32))
-    )
-    await asyncio.sleep(0.2)  # the worker is now inside `then`, waiting
+async def while_busy(batcher: Batcher, submit):
+    """Queue ``submit()``'s requests while the inference thread is held, then release it."""
+    hold = Hold()
+    first = asyncio.ensure_future(batcher.run("decode", {"z": np.zeros((1, 20), np.float32)},
+                                              hold))
+    await asyncio.to_thread(hold.started.wait, 10)
     pending = submit()
-    release.set()
+    await asyncio.sleep(0)  # let the submissions reach the queue
+    hold.release.set()
     await first
     return await asyncio.gather(*pending, return_exceptions=True)
 
 
-def test_concurrent_requests_are_merged_and_match_single_calls(model):
+@pytest.fixture
+def model():
+    return FakeModel()
+
+
+@pytest.fixture
+def batcher(model):
+    batcher = Batcher(model, max_rows=256)
+    yield batcher
+    batcher.close()
+
+
+def test_concurrent_requests_are_merged_and_match_single_calls(model, batcher):
     requests = [(1, 5, 1.0, None), (3, 6, 0.7, 2), (2, 5, 1.0, None), (4, 99, 0.0, 9)]
-    expected = [model.call("sample_batch", **sample_rows(*r)) for r in requests]
-    batcher = Batcher(model)
+    expected = [model.call("sample_batch", sample_rows(*r)) for r in requests]
+    model.calls.clear()
+    results = asyncio.run(while_busy(batcher, lambda: [
+        asyncio.ensure_future(batcher.run("sample_batch", sample_rows(*r))) for r in requests
+    ]))
+    assert model.calls[-1] == ("sample_batch", 10)  # four requests, ten rows, one call
+    for got, want in zip(results, expected, strict=True):
+        np.testing.assert_array_equal(got["latents"], want["latents"])
+        np.testing.assert_array_equal(got["images"], want["images"])
+
+
+class Fails:
+    def heavy(self, rows: int) -> bool:
+        return False
+
+    def encode(self, outputs):
+        raise ZeroDivisionError
+
+
+class Shape:
+    def heavy(self, rows: int) -> bool:
+        return False
+
+    def encode(self, outputs):
+        return outputs["images"].shape
+
+
+def test_a_bad_request_fails_alone(batcher):
+    good = {"z": np.zeros((2, 20), np.float32)}
+    ok, wrong_shape, failing_answer, answered = asyncio.run(while_busy(batcher, lambda: [
+        asyncio.ensure_future(batcher.run("decode", good)),
+        asyncio.ensure_future(batcher.run("decode", {"z": np.zeros((1, 7), np.float32)})),
+        asyncio.ensure_future(batcher.run("decode", good, Fails())),
+        asyncio.ensure_future(batcher.run("decode", good, Shape())),
+    ]))
+    assert ok["images"].shape == (2, 28, 28)
+    assert isinstance(wrong_shape, ValueError)
+    assert isinstance(failing_answer, ZeroDivisionError)
+    assert answered == (2, 28, 28)
+
+
+def test_large_requests_are_cut_into_calls_of_at_most_max_rows(model):
+    batcher = Batcher(model, max_rows=4)
     model.calls.clear()
     try:
-        results = asyncio.run(with_busy_worker(batcher, lambda: [
-            asyncio.ensure_future(batcher.run("sample_batch", **sample_rows(*r)))
-            for r in requests
+        results = asyncio.run(while_busy(batcher, lambda: [
+            asyncio.ensure_future(batcher.run("decode", {"z": np.full((n, 20), n, np.float32)}))
+            for n in (3, 3, 6)
         ]))
     finally:
         batcher.close()
-    assert ("sample_batch", 10) in model.calls  # four requests, ten rows, one call
-    for got, want in zip(results, expected, strict=True):
-        np.testing.assert_allclose(got["latents"], want["latents"], rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(got["images"], want["images"], rtol=1e-5, atol=1e-6)
-
-
-def test_a_bad_request_fails_alone(model):
-    batcher = Batcher(model)
-    good = np.zeros((2, 20), np.float32)
-
-    def submit():
-        return [
-            asyncio.ensure_future(batcher.run("decode", z=good)),
-            asyncio.ensure_future(batcher.run("decode", z=np.zeros((1, 7), np.float32))),
-            asyncio.ensure_future(batcher.run("decode", then=lambda out: 1 / 0, z=good)),
-            asyncio.ensure_future(batcher.run("decode", then=lambda out: out["images"].shape,
-                                              z=good)),
-        ]
-
-    try:
-        ok, wrong_shape, failing_render, rendered = asyncio.run(with_busy_worker(batcher, submit))
-    finally:
-        batcher.close()
-    assert ok["images"].shape == (2, 28, 28)
-    assert isinstance(wrong_shape, Exception)
-    assert isinstance(failing_render, ZeroDivisionError)
-    assert rendered == (2, 28, 28)
-
-
-def test_large_requests_are_split_across_calls(model):
-    batcher = Batcher(model, max_rows=4)
-    model.calls.clear()
-
-    def submit():
-        return [asyncio.ensure_future(batcher.run("decode", z=np.zeros((n, 20), np.float32)))
-                for n in (3, 3, 6)]
-
-    try:
-        results = asyncio.run(with_busy_worker(batcher, submit))
-    finally:
-        batcher.close()
     assert [len(r["images"]) for r in results] == [3, 3, 6]
-    assert model.calls[-3:] == [("decode", 3), ("decode", 3), ("decode", 6)]
+    assert [rows for _, rows in model.calls[1:]] == [3, 3, 4, 2]
+    np.testing.assert_array_equal(results[2]["images"],
+                                  model.decode(np.full((6, 20), 6, np.float32)))
 
 
-def test_close_finishes_queued_work_then_stops_the_thread(model):
-    batcher = Batcher(model)
-
+def test_requests_cancelled_before_their_turn_never_run(model, batcher):
     async def go():
-        return await batcher.run("decode", z=np.zeros((1, 20), np.float32))
+        hold = Hold()
+        first = asyncio.ensure_future(batcher.run("decode", {"z": np.zeros((1, 20))}, hold))
+        await asyncio.to_thread(hold.started.wait, 10)
+        abandoned = asyncio.ensure_future(batcher.run("decode", {"z": np.ones((5, 20))}))
+        await asyncio.sleep(0)
+        abandoned.cancel()
+        await asyncio.sleep(0)
+        hold.release.set()
+        await first
+        return await batcher.run("decode", {"z": np.ones((2, 20))})
+
+    model.calls.clear()
+    assert asyncio.run(go())["images"].shape == (2, 28, 28)
+    assert ("decode", 5) not in model.calls
+
+
+def test_requests_with_scalar_inputs_have_calls_of_their_own(model, batcher):
+    images = np.zeros((2, 28, 28), np.float32)
+
+    def weights(samples: int):
+        return asyncio.ensure_future(batcher.run("log_weights", {
+            "images": images, "samples": np.array(samples, np.int32),
+            "seed": np.array(0, np.int64)}))
+
+    model.calls.clear()
+    a, b, c = asyncio.run(while_busy(batcher, lambda: [weights(8), weights(8), weights(3)]))
+    assert a["log_weights"].shape == (2, 8) and c["log_weights"].shape == (2, 3)
+    np.testing.assert_array_equal(a["log_weights"], b["log_weights"])  # as if alone
+    assert model.calls[1:] == [("log_weights", 2)] * 3
+
+
+def test_close_finishes_queued_work_then_stops_the_thread(batcher):
+    async def go():
+        return await batcher.run("decode", {"z": np.zeros((1, 20), np.float32)})
 
     assert asyncio.run(go())["images"].shape == (1, 28, 28)
     batcher.close()
     assert not batcher._thread.is_alive()
 
 
-def test_an_answer_for_a_closed_loop_does_not_stop_the_thread(model):
-    batcher = Batcher(model)
-
-    async def go(rows):
-        return await batcher.run("decode", z=np.zeros((rows, 20), np.float32))
-
+def test_an_answer_for_a_closed_loop_does_not_stop_the_thread(batcher):
     loop = asyncio.new_event_loop()
-    orphan = Job("decode", {"z": np.zeros((1, 20), np.float32)}, None, loop.create_future(), loop)
+    orphan = Job("decode", {"z": np.zeros((1, 20), np.float32)}, (), 1, None,
+                 loop.create_future(), loop)
     loop.close()
     batcher._queue.put(orphan)  # as if its request's loop had gone away meanwhile
+
+    async def go():
+        return await batcher.run("decode", {"z": np.zeros((2, 20), np.float32)})
+
+    assert asyncio.run(go())["images"].shape == (2, 28, 28)
+
+
+@pytest.mark.slow
+def test_merged_rows_equal_single_calls_on_the_real_model(version_dir):
+    from app.model import VaeModel
+
+    model = VaeModel(version_dir, "/CPU:0")
+    requests = [(1, 5, 1.0, None), (3, 6, 0.7, 2), (2, 5, 1.0, None), (4, 99, 0.0, 9)]
+    expected = [model.call("sample_batch", sample_rows(*r)) for r in requests]
+    batcher = Batcher(model)
     try:
-        assert asyncio.run(go(2))["images"].shape == (2, 28, 28)
+        results = asyncio.run(while_busy(batcher, lambda: [
+            asyncio.ensure_future(batcher.run("sample_batch", sample_rows(*r)))
+            for r in requests
+        ]))
     finally:
         batcher.close()
+    for got, want in zip(results, expected, strict=True):
+        np.testing.assert_allclose(got["latents"], want["latents"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got["images"], want["images"], rtol=1e-5, atol=1e-6)

@@ -1,0 +1,147 @@
+"""What happens on the wire around each request, as ASGI middleware.
+
+- A body over ``VAE_MAX_UPLOAD_BYTES`` is refused (413) as soon as that is known: at once from
+  its Content-Length, else while it streams in, before any parsing (FastAPI would spool a whole
+  multipart form to disk first).
+- A request whose body is refused (413) or stalls (408) closes its connection: otherwise the
+  server would go on reading the rest of an upload it has already refused.
+- A body that stops arriving for ``VAE_BODY_TIMEOUT`` seconds is answered 408.
+- A client that goes away cancels its request: queued inference and image decoding that nobody
+  waits for are dropped. Watching for the disconnect starts only once a request has taken a few
+  milliseconds, so the common fast request pays a timer, not a task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+CLOSE_AFTER = frozenset({408, 413, 431})
+WATCH_AFTER_SECONDS = 0.005
+
+
+class BodyTimeout(HTTPException):
+    def __init__(self, seconds: float):
+        super().__init__(408, f"the request body stalled for {seconds:g} s (VAE_BODY_TIMEOUT)")
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int):
+        super().__init__(413, too_large(limit))
+
+
+def too_large(limit: int) -> str:
+    return f"request body larger than {limit} bytes (VAE_MAX_UPLOAD_BYTES)"
+
+
+class ConnectionGuard:
+    """Body size limit and stall timeout, connection close after refusing a body, cancel on
+    disconnect."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, body_timeout: float):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            await _refuse_too_large(send, self.max_body_bytes)
+            return
+        request = _Request(receive, send, self.max_body_bytes, self.body_timeout)
+        task = asyncio.current_task()
+        assert task is not None
+        timer = asyncio.get_running_loop().call_later(
+            WATCH_AFTER_SECONDS, request.watch_disconnect, task
+        )
+        try:
+            await self.app(scope, request.receive, request.send)
+        except asyncio.CancelledError:
+            if not request.client_gone:
+                raise
+            log.info("client went away: %s %s cancelled", scope["method"], scope["path"])
+        finally:
+            timer.cancel()
+            request.stop_watching()
+
+
+class _Request:
+    """One request's receive and send, as the guard wraps them."""
+
+    def __init__(self, receive: Receive, send: Send, max_bytes: int, body_timeout: float):
+        self._receive = receive
+        self._send = send
+        self.max_bytes = max_bytes
+        self.received = 0
+        self.body_timeout = body_timeout
+        self.body_done = False
+        self.response_done = False
+        self.client_gone = False
+        self._task: asyncio.Task | None = None
+        self._watcher: asyncio.Task | None = None
+
+    async def receive(self) -> Message:
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                message = await self._receive()
+        except TimeoutError:
+            raise BodyTimeout(self.body_timeout) from None
+        if message["type"] == "http.disconnect":
+            self.client_gone = True
+            return message
+        self.received += len(message.get("body", b""))
+        if self.received > self.max_bytes:
+            raise BodyTooLarge(self.max_bytes)
+        if not message.get("more_body", False):
+            self.body_done = True
+            if self._task is not None:  # the timer fired while the body was arriving
+                self._start_watcher()
+        return message
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] in CLOSE_AFTER:
+            headers = [(k, v) for k, v in message.get("headers", []) if k != b"connection"]
+            message = {**message, "headers": [*headers, (b"connection", b"close")]}
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.response_done = True
+        await self._send(message)
+
+    def watch_disconnect(self, task: asyncio.Task) -> None:
+        """The request is taking a while: cancel it if the client goes away."""
+        self._task = task
+        if self.body_done:
+            self._start_watcher()
+
+    def _start_watcher(self) -> None:
+        if self._watcher is None and not self.response_done:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        # The body has been read: the next message can only be the disconnect.
+        message = await self._receive()
+        if message["type"] == "http.disconnect" and not self.response_done:
+            self.client_gone = True
+            assert self._task is not None
+            self._task.cancel()
+
+    def stop_watching(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+
+
+async def _refuse_too_large(send: Send, limit: int) -> None:
+    body = json.dumps({"detail": too_large(limit)}).encode()
+    await send({"type": "http.response.start", "status": 413, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]})
+    await send({"type": "http.response.body", "body": body})

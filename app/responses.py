@@ -1,0 +1,93 @@
+"""The response-encoding stage: a request's rows of model outputs -> its HTTP answer.
+
+Each answer is a small object naming how to encode (``ImagesAnswer``, ``GenerateAnswer``,
+``EncodeAnswer``); the batcher calls its ``encode`` on the inference thread right after the
+model call, so the event loop stays free for other requests. An answer marked ``heavy`` (a
+big PNG grid) is encoded in a worker thread instead, so that it does not hold up the small
+requests queued behind it on the inference thread.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from starlette.responses import Response
+
+from app import images, metrics, negotiation
+
+HEAVY_PIXELS = 256 * 1024  # about 330 digits at scale 1: encoded off the inference thread
+
+
+def json_response(content: Any, status_code: int = 200,
+                  headers: dict[str, str] | None = None) -> Response:
+    """Compact JSON (no spaces), as the answers are read by programs."""
+    body = json.dumps(content, separators=(",", ":"), allow_nan=False).encode()
+    return Response(body, status_code, headers, negotiation.JSON)
+
+
+@dataclass(frozen=True)
+class ImagesAnswer:
+    """Images as the client asked: one PNG (a digit or a grid), JSON with base64 PNGs, or raw
+    uint8 pixels [N, 28, 28] (``application/x-npy`` with a header, or bare bytes)."""
+
+    media_type: str
+    endpoint: str
+    nrow: int | None = None
+    scale: int = 1
+
+    def heavy(self, rows: int) -> bool:
+        """Large enough to be encoded off the inference thread."""
+        return self.media_type == negotiation.PNG and rows * (28 * self.scale) ** 2 > HEAVY_PIXELS
+
+    def encode(self, outputs: dict[str, np.ndarray]) -> Response:
+        batch = outputs["images"]
+        metrics.IMAGES.labels(self.endpoint).inc(len(batch))
+        headers = self.headers()
+        if self.media_type == negotiation.PNG:
+            body = images.grid_png(batch, self.nrow, self.scale)
+            return Response(body, media_type=negotiation.PNG, headers=headers)
+        if self.media_type in (negotiation.NPY, negotiation.RAW):
+            pixels = images.to_pixels(batch)
+            body = images.npy_bytes(pixels) if self.media_type == negotiation.NPY else \
+                pixels.tobytes()
+            shape = ",".join(str(d) for d in pixels.shape)
+            return Response(body, media_type=self.media_type,
+                            headers={**headers, "X-Shape": shape, "X-Dtype": "uint8"})
+        return json_response({**self.fields(outputs), "images": images.png_base64(batch)},
+                             headers=headers or None)
+
+    def fields(self, outputs: dict[str, np.ndarray]) -> dict[str, Any]:
+        """JSON fields besides ``images``."""
+        return {}
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+@dataclass(frozen=True)
+class GenerateAnswer(ImagesAnswer):
+    """Generated digits: also the codes, the seed (``X-Seed`` for binary answers) and digit."""
+
+    seed: int = 0
+    digit: int | None = None
+
+    def fields(self, outputs: dict[str, np.ndarray]) -> dict[str, Any]:
+        return {"latents": outputs["latents"].tolist(), "seed": self.seed, "digit": self.digit}
+
+    def headers(self) -> dict[str, str]:
+        return {"X-Seed": str(self.seed)}
+
+
+@dataclass(frozen=True)
+class EncodeAnswer:
+    """μ, σ and log σ² of each uploaded image."""
+
+    def heavy(self, rows: int) -> bool:
+        return False
+
+    def encode(self, outputs: dict[str, np.ndarray]) -> Response:
+        metrics.IMAGES.labels("encode").inc(len(outputs["mu"]))
+        return json_response({name: outputs[name].tolist() for name in ("mu", "sigma", "log_var")})
