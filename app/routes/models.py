@@ -94,12 +94,11 @@ async def model_version_status(model_name: str, version: int, runtime: RuntimeDe
 
 def _status(name: str, version: int | None, runtime: RuntimeDep) -> Response:
     try:
-        _check_name(name, version)
+        if name != MODEL_NAME:
+            raise VersionNotFound(f"Could not find any versions of model {name}")
         statuses = runtime.served.statuses(version)
     except VersionNotFound as missing:
         return tf_error(ServingError(404, missing.message))
-    except ServingError as error:
-        return tf_error(error)
     return json_response(status_json(statuses))
 
 
