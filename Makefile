@@ -7,7 +7,11 @@ DATA_DIR ?= data
 PRESET ?= default
 HOST ?= 127.0.0.1
 PORT ?= 8000
-IMAGE ?= vae-digits:latest
+# TensorFlow flavour of .venv: cpu (tensorflow-cpu) or gpu (tensorflow[and-cuda], Linux + NVIDIA)
+TF ?= cpu
+EXTRAS := serve,train,$(TF)
+IMAGE ?= vae-digits
+REPLICAS ?= 1
 
 export VAE_DATA_DIR := $(abspath $(DATA_DIR))
 export VAE_MODEL_DIR := $(abspath $(MODEL_DIR))
@@ -15,7 +19,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help install install-dev data model train run serve test lint eval classifier \
-	bench-serve bench-train docker compose-up compose-down clean
+	bench-serve bench-train docker docker-gpu compose-up compose-down clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -24,15 +28,21 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+# tensorflow, tensorflow-cpu and tensorflow[and-cuda] install the same `tensorflow` package:
+# before installing another flavour into an existing .venv, take the previous one out.
+$(VENV)/.tf-$(TF): | $(BIN)/python
+	$(BIN)/pip uninstall --yes --quiet tensorflow tensorflow-cpu 2>/dev/null || true
+	@rm -f $(VENV)/.tf-* && touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.tf-$(TF) | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.tf-$(TF) | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS),dev]'
 	@touch $@ $(VENV)/.installed
 
-install: $(VENV)/.installed ## Create .venv and install the project
+install: $(VENV)/.installed ## Create .venv and install the project (TF=gpu: CUDA TensorFlow)
 
 install-dev: $(VENV)/.installed-dev ## Create .venv with the dev extras (tests, lint)
 
@@ -70,13 +80,18 @@ bench-serve: install-dev ## Benchmark the service against a bare FastAPI endpoin
 bench-train: data ## Train seed and default side by side; print the table, refresh docs/images
 	$(BIN)/python benchmarks/train_bench.py --data-dir $(DATA_DIR) --pictures docs/images
 
-docker: ## Build the Docker image (CPU; GPU: make docker DOCKER_BUILD_ARGS="--build-arg EXTRAS=gpu")
-	docker build $(DOCKER_BUILD_ARGS) -t $(IMAGE) .
+docker: ## Build the serving and training images (CPU TensorFlow)
+	docker build --target serve -t $(IMAGE):latest .
+	docker build --target train -t $(IMAGE)-train:latest .
 
-compose-up: ## Train (if needed) and serve with docker compose
-	docker compose up -d
+docker-gpu: ## Build the GPU serving and training images (tensorflow[and-cuda])
+	docker build --target serve-gpu -t $(IMAGE):gpu .
+	docker build --target train-gpu -t $(IMAGE)-train:gpu .
 
-compose-down: ## Stop the compose services
+compose-up: ## Train if needed, then serve behind nginx on 127.0.0.1:8000 (REPLICAS=N replicas)
+	docker compose up -d --build --scale api=$(REPLICAS)
+
+compose-down: ## Stop and remove the compose services (the models and mnist volumes stay)
 	docker compose down
 
 clean: ## Remove .venv, caches and training checkpoints/logs (keeps data/ and exported models)
