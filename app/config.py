@@ -51,7 +51,7 @@ class Settings(BaseSettings):
         16_000_000, ge=784, description="Largest uploaded image, in pixels (decompression bombs)"
     )
     max_output_pixels: int = Field(
-        16_000_000, ge=784, description="Largest PNG answer, in pixels (count × scale²)"
+        64_000_000, ge=784, description="Largest PNG answer, in pixels (count × (28·scale)²)"
     )
 
     # --- admission control -------------------------------------------------------------------

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from app import metrics
 from app.batching import Answer, Batcher, BatcherClosed
@@ -150,10 +151,14 @@ class Servable:
             if answer is not None and answer.heavy(rows):
                 outputs = await self.batcher.run(signature, inputs)
                 async with self.render_slot:  # one big picture at a time: bounded memory
-                    return await run_in_threadpool(answer.encode, outputs)
-            return await self.batcher.run(signature, inputs, answer)
+                    result = await run_in_threadpool(answer.encode, outputs)
+            else:
+                result = await self.batcher.run(signature, inputs, answer)
         except BatcherClosed:  # cannot happen to a leased version; said clearly if it does
             raise Unavailable("the model version is being unloaded; retry") from None
+        if isinstance(result, Response):
+            result.headers["X-Model-Version"] = str(self.version)
+        return result
 
 
 @dataclass
@@ -375,11 +380,12 @@ class ServedModel:
         task.add_done_callback(self._unloading.discard)
 
     async def _unload(self, servable: Servable) -> None:
+        version = servable.version
         await asyncio.to_thread(servable.batcher.close)
-        self._set_state(servable.version, State.END)
+        self._set_state(version, State.END)
         del servable.model  # the last reference: TensorFlow frees the variables
         await asyncio.to_thread(_collect_unfrozen)
-        log.info("model version %d unloaded", servable.version)
+        log.info("model version %d unloaded", version)
 
     def _forget_vanished(self, present: list[int]) -> None:
         """Versions removed from disk: forget their failures and finished states."""

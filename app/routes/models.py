@@ -177,6 +177,7 @@ async def _predict(name: str, version: int | None, request: Request,
                 body = await servable.run(
                     parsed.signature_name, parsed.inputs, PredictAnswer(parsed.row_format)
                 )
+            version = servable.version
     except ServingError as error:
         return tf_error(error)
     except VersionNotFound:
@@ -188,4 +189,5 @@ async def _predict(name: str, version: int | None, request: Request,
                         {"Retry-After": str(overloaded.retry_after)})
     except InvalidInput as refused:
         return tf_error(ServingError(400, refused.message))
-    return Response(body, media_type="application/json")
+    return Response(body, media_type="application/json",
+                    headers={"X-Model-Version": str(version)})
