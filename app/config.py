@@ -57,7 +57,7 @@ class Settings(BaseSettings):
         64, ge=2, le=1024, description="Most images on an interpolation or traversal path"
     )
     max_score_samples: int = Field(
-        16_384, ge=1,
+        8_192, ge=1,
         description="Most importance samples per scoring request (images × the model's "
         "score samples): log p(x) costs one decoder pass per sample",
     )

@@ -123,10 +123,26 @@ async function loadModel() {
   renderFacts(model);
   setUpDigitButtons(model.supports_digit);
   setUpSliders();
+  setUpWalk();
   await generate();
   loadPictures();
   document.body.dataset.ready = "true";
 }
+
+// The figures the evaluation exports, as the README's results table names them.
+const FIGURES = [
+  ["test_neg_elbo", "test −ELBO (nats)"],
+  ["test_reconstruction", "  reconstruction term (nats)"],
+  ["test_kl", "  KL term (nats)"],
+  ["test_nll_iwae_k1000", "test NLL bound, IWAE k=1000 (nats)"],
+  ["test_nll_iwae", "test NLL bound, IWAE (nats)"],
+  ["active_units", "active latent units"],
+  ["sample_confident_share", "samples with confidence > 0.9", true],
+  ["sample_inception_score", "Inception-style score (10 at best)"],
+  ["sample_frechet_distance", "Fréchet distance to test set"],
+  ["reconstruction_class_kept", "reconstructions keeping their class", true],
+  ["digit_accuracy_min", "asked digit, worst digit", true],
+];
 
 function fmt(value, digits = 2) {
   if (typeof value !== "number") return String(value);
@@ -148,15 +164,18 @@ function renderFacts(model) {
   $("facts").replaceChildren(...facts.flatMap(([name, value]) => [
     element("dt", { textContent: name }), element("dd", { textContent: String(value) }),
   ]));
-  const rows = [...Object.entries(model.metrics)];
-  for (const [name, value] of Object.entries(model.evaluation || {})) {
-    if (typeof value === "number") rows.push([name, value]);
-  }
+  const figures = { ...model.metrics, ...(model.evaluation || {}) };
+  const rows = FIGURES.filter(([key]) => typeof figures[key] === "number")
+    .filter(([key], i, all) => !(key === "test_nll_iwae" && all.some(([k]) => k.startsWith(
+      "test_nll_iwae_k"))))
+    .map(([key, label, percent]) => [label, percent ? `${(100 * figures[key]).toFixed(1)}%`
+      : fmt(figures[key])]);
   $("figures").replaceChildren(
-    element("caption", { textContent: "Test figures (nats per digit unless named)" }),
-    ...rows.map(([name, value]) => element("tr", {}, [
-      element("th", { textContent: name.replaceAll("_", " "), scope: "row" }),
-      element("td", { textContent: fmt(value) }),
+    element("caption", {}, ["Test figures (", element("a", {
+      href: "/v1/model", textContent: "all of them", target: "_blank", rel: "noopener" }), ")"]),
+    ...rows.map(([label, value]) => element("tr", {}, [
+      element("th", { textContent: label, scope: "row" }),
+      element("td", { textContent: value }),
     ])),
   );
 }
@@ -239,6 +258,8 @@ async function generate() {
       element("img", { src: png(image), alt: label(i), width: 28, height: 28 }),
     ]);
     button.addEventListener("click", () => {
+      for (const other of $("grid").children) other.classList.remove("selected");
+      button.classList.add("selected");
       setCode(answer.latents[i]);
       $("sliders").scrollIntoView({ behavior: "smooth", block: "nearest" });
     });
@@ -306,6 +327,7 @@ function buildSliders() {
       output.value = state.coords[k].toFixed(2);
       state.z = fromCoords(state.coords);
       requestDecode();
+      walkSoon();
     });
     const title = principal
       ? `principal axis ${k + 1}: σ = ${state.axes.stddev[k].toFixed(3)} (units: σ)`
@@ -318,6 +340,7 @@ function buildSliders() {
 }
 
 function setCode(z) {
+  walkSoon();
   state.z = Float64Array.from(z);
   state.coords = toCoords(state.z);
   for (const input of $("slider-list").querySelectorAll("input")) {
@@ -565,10 +588,56 @@ function setUpInterpolation() {
   });
 }
 
+// --- a walk along one axis (traverse) --------------------------------------------------------
+
+function setUpWalk() {
+  const count = state.model.latent_dim;
+  const options = [];
+  if (state.axes) {
+    for (let k = 0; k < count; k += 1) options.push([`principal:${k}`, `principal axis ${k + 1}`]);
+  }
+  for (let d = 0; d < count; d += 1) options.push([`dimension:${d}`, `dimension z${d + 1}`]);
+  $("walk-axis").replaceChildren(...options.map(([value, label]) => element("option", {
+    value, textContent: label,
+  })));
+}
+
+async function walk() {
+  if (!state.z || !$("walk-axis").value) return;
+  const [basis, axis] = $("walk-axis").value.split(":");
+  const range = Number.parseFloat($("walk-range").value);
+  let answer;
+  try {
+    answer = await api("/v1/traverse", { json: {
+      latent: Array.from(state.z, (v) => Number(v.toFixed(5))), axis: Number(axis), basis,
+      range: [-range, range], steps: 9,
+    } });
+  } catch (error) {
+    reportError(error);
+    return;
+  }
+  $("walk").replaceChildren(...answer.images.map((image, i) => element("img", {
+    src: png(image), alt: `offset ${answer.offsets[i].toFixed(2)}σ`, width: 28, height: 28,
+  })));
+  $("walk-note").textContent = `from −${range}σ to +${range}σ of the training codes ` +
+    `(σ = ${answer.sigma.toFixed(2)} along this axis); the middle one is the sliders' digit`;
+}
+
+const walkSoon = debounce(walk, 250);
+
+function setUpWalkControls() {
+  $("walk-axis").addEventListener("change", walk);
+  $("walk-range").addEventListener("input", () => {
+    $("walk-range-value").value = `${$("walk-range").value}σ`;
+    walkSoon();
+  });
+}
+
 // --- start ----------------------------------------------------------------------------------
 
 setUpGridControls();
 setUpSliderControls();
 setUpCanvas();
 setUpInterpolation();
+setUpWalkControls();
 loadModel();
