@@ -136,21 +136,21 @@ class ScoreAnswer:
 @dataclass(frozen=True, eq=False)
 class ReconstructAnswer(ScoreAnswer):
     """Each step of an upload's way through the model: the preprocessed input, μ, σ, the
-    reconstruction (μ decoded) and the score."""
+    reconstruction (the decoded μ: this answer's outputs) and the score (``log_weights``)."""
 
     inputs: np.ndarray | None = None
     encoded: dict[str, np.ndarray] = field(default_factory=dict)
-    reconstructions: np.ndarray | None = None
+    log_weights: np.ndarray | None = None
 
     def encode(self, outputs: dict[str, np.ndarray]) -> Response:
-        assert self.inputs is not None and self.reconstructions is not None
+        assert self.inputs is not None and self.log_weights is not None
         metrics.IMAGES.labels("reconstruct").inc(len(self.inputs))
         return json_response({
             "inputs": images.png_base64(self.inputs),
             "mu": self.encoded["mu"].tolist(),
             "sigma": self.encoded["sigma"].tolist(),
-            "reconstructions": images.png_base64(self.reconstructions),
-            **self.scores(outputs),
+            "reconstructions": images.png_base64(outputs["images"]),
+            **self.scores({"log_weights": self.log_weights}),
         })
 
 

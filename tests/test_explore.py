@@ -74,11 +74,12 @@ def reference() -> ScoreReference:
 
 
 def expected_score(batch: np.ndarray) -> np.ndarray:
-    """The fake's log_weights with the reference's samples and seed, log-mean-exp'd."""
-    weights = FakeModel().call("log_weights", {
-        "images": batch, "samples": np.array(SCORE_REFERENCE["samples"]),
+    """The fake's log_weights of each image alone with the reference's samples and seed,
+    log-mean-exp'd."""
+    weights = np.concatenate([FakeModel().call("log_weights", {
+        "images": image[None], "samples": np.array(SCORE_REFERENCE["samples"]),
         "seed": np.array(SCORE_REFERENCE["seed"]),
-    })["log_weights"].astype(np.float64)
+    })["log_weights"].astype(np.float64) for image in batch])
     return np.log(np.mean(np.exp(weights), axis=1))
 
 
@@ -317,6 +318,14 @@ def test_scoring_codes_scores_their_decoded_digits_repeatably(client):
     assert body["reference_examples"] == SCORE_REFERENCE["examples"]
     assert body["percentile"] == latent.percentile(np.array(body["log_px"]), reference())
     assert client.post("/v1/score", json={"latents": codes}).json() == body
+
+
+def test_an_image_scores_the_same_whatever_else_is_in_the_request(client):
+    seven = ("file", ("seven.png", drawing()))
+    alone = client.post("/v1/score", files=[seven]).json()
+    together = client.post("/v1/score", files=[("file", ("o.png", drawing("zero"))), seven,
+                                               seven]).json()
+    assert together["log_px"][1:] == alone["log_px"] * 2
 
 
 def test_scoring_uploads_agrees_with_reconstruct(client):

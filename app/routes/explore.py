@@ -12,6 +12,7 @@ they read their body themselves (``read_json``, ``read_files``).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -177,10 +178,19 @@ def check_files(files: list[tuple[str, bytes]], low: int, high: int) -> None:
                                         f"not {len(files)}")
 
 
-def weight_inputs(batch: np.ndarray, samples: int, seed: int) -> dict[str, np.ndarray]:
-    """``log_weights`` inputs: the images and the scalar sample count and seed."""
-    return {"images": batch, "samples": np.array(samples, np.int32),
-            "seed": np.array(seed, np.int64)}
+async def log_weights(servable: Servable, batch: np.ndarray, samples: int, seed: int
+                      ) -> np.ndarray:
+    """``log_weights`` [N, samples] of each image, each computed alone: the signature draws
+    its noise for the whole batch, so an image's score would otherwise change with the other
+    images in its request. Alone, the same image always gets the same score."""
+    calls = [
+        servable.run(Signature.LOG_WEIGHTS, {
+            "images": batch[i : i + 1], "samples": np.array(samples, np.int32),
+            "seed": np.array(seed, np.int64),
+        })
+        for i in range(len(batch))
+    ]
+    return np.concatenate([outputs["log_weights"] for outputs in await asyncio.gather(*calls)])
 
 
 def request_body(json_model: type[BaseModel], form: dict[str, Any]) -> dict[str, Any]:
@@ -246,11 +256,10 @@ async def reconstruct(
         if kind == negotiation.PNG:
             return await servable.run(Signature.DECODE, {"z": encoded["mu"]},
                                       PairsAnswer(batch, scale))
-        decoded = await servable.run(Signature.DECODE, {"z": encoded["mu"]})
+        weights = await log_weights(servable, batch, samples, seed)
         answer = ReconstructAnswer(samples, seed, reference, inputs=batch, encoded=encoded,
-                                   reconstructions=decoded["images"])
-        return await servable.run(Signature.LOG_WEIGHTS, weight_inputs(batch, samples, seed),
-                                  answer)
+                                   log_weights=weights)
+        return await servable.run(Signature.DECODE, {"z": encoded["mu"]}, answer)
 
 
 @router.post(
@@ -387,8 +396,9 @@ async def score(
 ) -> Response:
     """An importance-weighted (IWAE) estimate of log p(x) for each image, in nats: the log of
     the mean of p(x|z)p(z)/q(z|x) over the model's reference number of samples z ~ q(z|x)
-    (`log_weights`), with the reference's seed, so it is repeatable and compares with the
-    test digits' scores exactly; `percentile` says where it falls among them. Post image
+    (`log_weights`, each image alone), with the reference's seed: the same image always gets
+    the same score, comparable with the test digits'; `percentile` says where it falls among
+    them. Post image
     files (multipart, parts named `file`: made MNIST-like as in `/v1/encode`) or codes
     (JSON `latents`: each is decoded and the decoded digit is scored)."""
     media_type(accept, (negotiation.JSON,))
@@ -401,17 +411,18 @@ async def score(
         check_score_work(len(files), samples, ["body", "file"], settings)
         async with admission.admit(len(files), "score"):
             batch = await load_files(uploads, files)
-            return await servable.run(Signature.LOG_WEIGHTS,
-                                      weight_inputs(batch, samples, seed), answer)
-    body = await read_json(request, ScoreRequest)
-    rows = len(body.latents)
-    check_rows(rows, ["body", "latents"], settings)
-    check_score_work(rows, samples, ["body", "latents"], settings)
-    codes = check_codes(body.latents, servable.model.latent_dim, ["body", "latents"])
-    async with admission.admit(rows, "score"):
-        decoded = await servable.run(Signature.DECODE, {"z": codes})
-        return await servable.run(Signature.LOG_WEIGHTS,
-                                  weight_inputs(decoded["images"], samples, seed), answer)
+            weights = await log_weights(servable, batch, samples, seed)
+    else:
+        body = await read_json(request, ScoreRequest)
+        rows = len(body.latents)
+        check_rows(rows, ["body", "latents"], settings)
+        check_score_work(rows, samples, ["body", "latents"], settings)
+        codes = check_codes(body.latents, servable.model.latent_dim, ["body", "latents"])
+        async with admission.admit(rows, "score"):
+            decoded = await servable.run(Signature.DECODE, {"z": codes})
+            weights = await log_weights(servable, decoded["images"], samples, seed)
+    # A few numbers: encoded here rather than queued for the inference thread.
+    return answer.encode({"log_weights": weights})
 
 
 # --- the report pictures ------------------------------------------------------------------------
