@@ -217,6 +217,7 @@ const randomSeed = () => Math.floor(Math.random() * 2 ** 31);
 const grid = gridSettings();
 
 function setUpDigitButtons(supported) {
+  if (!supported) grid.digit = null; // a shared address may ask what this model cannot do
   const choices = [null, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
   $("digit-buttons").replaceChildren(...choices.map((digit) => {
     const button = element("button", {
