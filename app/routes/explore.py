@@ -367,7 +367,8 @@ async def traverse(
     else:
         start = np.zeros(model.latent_dim, np.float32)
     unit, spread = latent.direction(axes, body.basis, body.axis, model.latent_dim)
-    offsets, codes = latent.traverse(start, unit, spread, *body.range, body.steps)
+    low, high = body.range
+    offsets, codes = latent.traverse(start, unit, spread, low, high, body.steps)
     answer = PathAnswer(kind, "traverse", nrow or body.steps, scale, latents=codes,
                         extra={"offsets": [round(float(o), 6) for o in offsets],
                                "sigma": round(spread, 6)})

@@ -55,6 +55,11 @@ def page(html: str, csp: str) -> HTMLResponse:
     return HTMLResponse(html, headers={**PAGE_HEADERS, "Content-Security-Policy": csp})
 
 
+def html_of(response: HTMLResponse) -> str:
+    """The text of one of FastAPI's docs pages, to serve with our own headers."""
+    return bytes(response.body).decode()
+
+
 def script_hashes(html: str) -> str:
     """CSP sources allowing exactly the inline scripts of ``html``."""
     digests = (hashlib.sha256(script.encode()).digest() for script in INLINE_SCRIPT.findall(html))
@@ -72,7 +77,7 @@ async def explorer() -> Response:
 async def swagger_ui(request: Request) -> Response:
     """Swagger UI, from the vendored bundle."""
     root = request.scope.get("root_path", "").rstrip("/")
-    html = get_swagger_ui_html(
+    html = html_of(get_swagger_ui_html(
         openapi_url=f"{root}{request.app.openapi_url}",
         title=f"{request.app.title} - Swagger UI",
         swagger_js_url=f"{root}{VENDOR}/swagger-ui/swagger-ui-bundle.js",
@@ -80,7 +85,7 @@ async def swagger_ui(request: Request) -> Response:
         swagger_favicon_url=f"{root}{FAVICON}",
         # No badge fetched from validator.swagger.io: the page must work offline.
         swagger_ui_parameters={"validatorUrl": None},
-    ).body.decode()
+    ))
     return page(html, f"{DOCS_CSP}; script-src 'self' {script_hashes(html)}")
 
 
@@ -88,13 +93,13 @@ async def swagger_ui(request: Request) -> Response:
 async def redoc(request: Request) -> Response:
     """ReDoc, from the vendored bundle, without Google Fonts."""
     root = request.scope.get("root_path", "").rstrip("/")
-    html = get_redoc_html(
+    html = html_of(get_redoc_html(
         openapi_url=f"{root}{request.app.openapi_url}",
         title=f"{request.app.title} - ReDoc",
         redoc_js_url=f"{root}{VENDOR}/redoc/redoc.standalone.js",
         redoc_favicon_url=f"{root}{FAVICON}",
         with_google_fonts=False,
-    ).body.decode()
+    ))
     return page(html, f"{DOCS_CSP}; script-src 'self'")
 
 
