@@ -241,7 +241,7 @@ def side_by_side(screens: list[bytes], path: Path, gap: int = 48, scale: float =
         sheet.paste(picture, (x, gap))
         x += picture.width + gap
     size = (round(width * scale), round(height * scale))
-    sheet.resize(size, Image.LANCZOS).save(path, optimize=True)
+    sheet.resize(size, Image.Resampling.LANCZOS).save(path, optimize=True)
 
 
 def slider_latency(page: Any, url: str, moves: int = 40) -> dict[str, float]:
