@@ -12,6 +12,9 @@ TF ?= cpu
 EXTRAS := serve,train,$(TF)
 IMAGE ?= vae-digits
 REPLICAS ?= 1
+SWAGGER_UI_VERSION := 5.35.0
+REDOC_VERSION := 2.5.4
+VENDOR := app/static/vendor
 
 export VAE_DATA_DIR := $(abspath $(DATA_DIR))
 export VAE_MODEL_DIR := $(abspath $(MODEL_DIR))
@@ -19,7 +22,8 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help install install-dev data model train run serve test lint eval classifier \
-	bench-serve bench-train docker docker-gpu compose-up compose-down clean
+	bench-serve bench-train docker docker-gpu compose-up compose-down clean browser screenshots \
+	vendor-docs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -62,8 +66,36 @@ run: model ## Train if needed, then serve on http://127.0.0.1:8000 (docs at /doc
 serve: install ## Serve the newest model without checking for one first
 	$(BIN)/vae-serve --host $(HOST) --port $(PORT)
 
-test: install-dev data ## Run the whole test suite (trains a small model on real MNIST)
+test: install-dev data browser ## Run the whole test suite (trains a small model on real MNIST)
 	$(BIN)/python -m pytest
+
+# The browser tests drive Debian's Chromium with Playwright (a dev dependency; it never
+# downloads a browser). Installed when missing and possible; else those tests are skipped.
+browser: ## Install Debian's Chromium for the browser tests, if missing
+	@if command -v chromium >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then APT="apt-get"; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then APT="sudo -n apt-get"; \
+	else echo "Chromium is missing and cannot be installed here (not root, no sudo): the" \
+	  "browser tests will be skipped. Install it with: apt-get install chromium"; exit 0; fi; \
+	echo "Installing Chromium (Debian's package) for the browser tests"; \
+	($$APT update -qq && DEBIAN_FRONTEND=noninteractive $$APT install -y -qq chromium) \
+	  || echo "Installing Chromium failed: the browser tests will be skipped"
+
+screenshots: model browser ## Refresh the explorer's screenshots in docs/images (and its latency)
+	$(BIN)/python -m tests.browser --model-dir $(MODEL_DIR) --out docs/images
+
+vendor-docs: ## Fetch the pinned Swagger UI and ReDoc files for /docs and /redoc (npm pack)
+	@tmp=$$(mktemp -d) && cd $$tmp \
+	  && npm pack --silent swagger-ui-dist@$(SWAGGER_UI_VERSION) redoc@$(REDOC_VERSION) \
+	  && mkdir s r && tar xzf swagger-ui-dist-*.tgz -C s && tar xzf redoc-*.tgz -C r \
+	  && cd - >/dev/null && mkdir -p $(VENDOR)/swagger-ui $(VENDOR)/redoc \
+	  && cp $$tmp/s/package/swagger-ui-bundle.js $$tmp/s/package/swagger-ui.css \
+	    $$tmp/s/package/swagger-ui-bundle.js.LICENSE.txt $$tmp/s/package/LICENSE \
+	    $$tmp/s/package/NOTICE $(VENDOR)/swagger-ui/ \
+	  && cp $$tmp/r/package/bundles/redoc.standalone.js \
+	    $$tmp/r/package/bundles/redoc.standalone.js.LICENSE.txt $$tmp/r/package/LICENSE \
+	    $(VENDOR)/redoc/ \
+	  && rm -rf $$tmp && cd $(VENDOR) && sha256sum */*.js */*.css
 
 lint: install-dev ## Ruff checks
 	$(BIN)/ruff check app training tests benchmarks

@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     max_output_pixels: int = Field(
         64_000_000, ge=784, description="Largest PNG answer, in pixels (count × (28·scale)²)"
     )
+    max_steps: int = Field(
+        64, ge=2, le=1024, description="Most images on an interpolation or traversal path"
+    )
+    max_score_samples: int = Field(
+        8_192, ge=1,
+        description="Most importance samples per scoring request (images × the model's "
+        "score samples): log p(x) costs one decoder pass per sample",
+    )
 
     # --- admission control -------------------------------------------------------------------
     max_queue_rows: int = Field(

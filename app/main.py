@@ -24,7 +24,7 @@ from app.connections import ConnectionGuard
 from app.deps import Runtime
 from app.lifecycle import Loader, ServedModel, Unavailable, VersionNotFound
 from app.responses import json_response
-from app.routes import digits, health, models
+from app.routes import digits, explore, health, models, pages
 from app.uploads import UploadDecoder
 
 log = logging.getLogger("app")
@@ -70,6 +70,8 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
         description=DESCRIPTION,
         lifespan=lifespan,
         redirect_slashes=False,  # a redirect would be built from the client's Host header
+        docs_url=None,  # served by app.routes.pages from vendored files, not from a CDN
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.add_middleware(ConnectionGuard, max_body_bytes=settings.max_upload_bytes,
@@ -82,6 +84,12 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
     })
     app.include_router(models.router)
     app.include_router(health.router)
+    app.include_router(explore.router)
+    app.include_router(explore.upload_router, form_limits={
+        "max_files": settings.max_batch, "max_fields": 8, "max_part_size": 65536,
+    })
+    app.include_router(pages.router)
+    pages.mount_static(app)
     return app
 
 

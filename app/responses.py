@@ -10,13 +10,14 @@ requests queued behind it on the inference thread.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from starlette.responses import Response
 
-from app import images, metrics, negotiation
+from app import images, latent, metrics, negotiation
+from vae_contract import ScoreReference
 
 HEAVY_PIXELS = 256 * 1024  # about 330 digits at scale 1: encoded off the inference thread
 
@@ -91,3 +92,80 @@ class EncodeAnswer:
     def encode(self, outputs: dict[str, np.ndarray]) -> Response:
         metrics.IMAGES.labels("encode").inc(len(outputs["mu"]))
         return json_response({name: outputs[name].tolist() for name in ("mu", "sigma", "log_var")})
+
+
+# --- the latent explorer ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class PathAnswer(ImagesAnswer):
+    """Codes decoded along a path (interpolation, traversal): the images, the codes and the
+    path's own fields (``extra``)."""
+
+    latents: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def fields(self, outputs: dict[str, np.ndarray]) -> dict[str, Any]:
+        codes = self.latents.tolist() if self.latents is not None else []
+        return {"latents": codes, **self.extra}
+
+
+@dataclass(frozen=True, eq=False)
+class ScoreAnswer:
+    """IWAE estimates of log p(x) from ``log_weights`` [N, k], and their percentiles."""
+
+    samples: int
+    seed: int
+    reference: ScoreReference | None
+
+    def heavy(self, rows: int) -> bool:
+        return False
+
+    def scores(self, outputs: dict[str, np.ndarray]) -> dict[str, Any]:
+        log_px = latent.log_mean_exp(outputs["log_weights"])
+        return {"log_px": [round(float(v), 3) for v in log_px],
+                "percentile": latent.percentile(log_px, self.reference)}
+
+    def encode(self, outputs: dict[str, np.ndarray]) -> Response:
+        return json_response({
+            **self.scores(outputs), "samples": self.samples, "seed": self.seed,
+            "reference_examples": self.reference.examples if self.reference else None,
+        })
+
+
+@dataclass(frozen=True, eq=False)
+class ReconstructAnswer(ScoreAnswer):
+    """Each step of an upload's way through the model: the preprocessed input, μ, σ, the
+    reconstruction (the decoded μ: this answer's outputs) and the score (``log_weights``)."""
+
+    inputs: np.ndarray | None = None
+    encoded: dict[str, np.ndarray] = field(default_factory=dict)
+    log_weights: np.ndarray | None = None
+
+    def encode(self, outputs: dict[str, np.ndarray]) -> Response:
+        assert self.inputs is not None and self.log_weights is not None
+        metrics.IMAGES.labels("reconstruct").inc(len(self.inputs))
+        return json_response({
+            "inputs": images.png_base64(self.inputs),
+            "mu": self.encoded["mu"].tolist(),
+            "sigma": self.encoded["sigma"].tolist(),
+            "reconstructions": images.png_base64(outputs["images"]),
+            **self.scores({"log_weights": self.log_weights}),
+        })
+
+
+@dataclass(frozen=True, eq=False)
+class PairsAnswer:
+    """Inputs in the top row of one PNG, their reconstructions (the decoded images) below."""
+
+    inputs: np.ndarray
+    scale: int = 1
+
+    def heavy(self, rows: int) -> bool:
+        return 2 * rows * (28 * self.scale) ** 2 > HEAVY_PIXELS
+
+    def encode(self, outputs: dict[str, np.ndarray]) -> Response:
+        metrics.IMAGES.labels("reconstruct").inc(len(self.inputs))
+        pairs = np.concatenate([self.inputs, outputs["images"]])
+        body = images.grid_png(pairs, len(self.inputs), self.scale)
+        return Response(body, media_type=negotiation.PNG)

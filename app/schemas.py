@@ -5,9 +5,9 @@ Request models are strict: ``true`` is not a number and ``"5"`` is not an intege
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vae_contract import ModelMetadata
 
@@ -100,3 +100,132 @@ class Problem(BaseModel):
 
 class TFServingError(BaseModel):
     error: str = Field(description="TensorFlow Serving's error message")
+
+
+# --- the latent explorer: reconstruct, interpolate, traverse, score ---------------------------
+
+SigmaOffset = Annotated[float, Field(allow_inf_nan=False, ge=-10.0, le=10.0)]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+Digit = Annotated[int, Field(ge=0, le=9)]
+PathMethod = Literal["linear", "spherical"]
+
+
+class ReconstructResponse(BaseModel):
+    inputs: list[str] = Field(description="Base64 PNGs of each upload as the model saw it: "
+                              "28×28, white on black, fitted in 20×20, centred by mass")
+    mu: list[list[float]] = Field(description="Posterior means, one row per uploaded file")
+    sigma: list[list[float]] = Field(description="Posterior standard deviations")
+    reconstructions: list[str] = Field(description="Base64 PNGs: μ decoded")
+    log_px: list[float] = Field(description="IWAE estimate of log p(x) of each input (nats)")
+    percentile: list[float | None] = Field(
+        description="Where log p(x) falls among test digits, 0 to 100 (null: the model has no "
+        "score reference)"
+    )
+
+
+class InterpolateRequest(_Request):
+    """A path between two codes, or between the codes of two seeds (prior samples)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"seeds": [1, 2], "steps": 8},
+        {"latents": [[-1.0] * 20, [1.0] * 20], "steps": 5, "method": "linear"},
+    ]})
+
+    latents: list[LatentCode] | None = Field(
+        None, min_length=2, max_length=2, description="The two ends, latent_dim numbers each"
+    )
+    seeds: list[Seed] | None = Field(
+        None, min_length=2, max_length=2,
+        description="Or: the ends are image 0 of /v1/generate with each seed",
+    )
+    digits: list[Digit | None] | None = Field(
+        None, min_length=2, max_length=2, description="With seeds: the digit of each end"
+    )
+    temperature: float = Field(
+        1.0, ge=0.0, le=10.0, allow_inf_nan=False, description="With seeds: as in generate"
+    )
+    steps: int = Field(8, ge=2, description="Images on the path, both ends included "
+                       "(2 to VAE_MAX_STEPS)")
+    method: PathMethod | None = Field(
+        None, description="linear, or spherical (slerp); default: spherical between seeds "
+        "(prior samples), linear otherwise",
+    )
+
+    @model_validator(mode="after")
+    def _one_kind_of_end(self) -> InterpolateRequest:
+        if (self.latents is None) == (self.seeds is None):
+            raise ValueError("give either latents (two codes) or seeds (two seeds)")
+        if self.digits is not None and self.seeds is None:
+            raise ValueError("digits go with seeds")
+        return self
+
+
+class PathForm(_Request):
+    """Interpolation between two uploads: the fields besides the two files."""
+
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+    steps: int = Field(8, ge=2)
+    method: PathMethod = "linear"
+
+
+class InterpolateResponse(BaseModel):
+    latents: list[list[float]] = Field(description="The codes on the path, first to last")
+    images: list[str] = Field(description="Base64 PNGs of the codes decoded")
+    method: PathMethod = Field(description="How the path was drawn")
+
+
+class TraverseRequest(_Request):
+    """A walk from a code along one axis, in standard deviations of the training codes."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"axis": 0, "basis": "principal", "range": [-3, 3], "steps": 9},
+        {"latent": EXAMPLE_LATENT, "axis": 5, "basis": "dimension", "steps": 7},
+    ]})
+
+    latent: LatentCode | None = Field(
+        None, description="Where to start; default: the mean code of the training set"
+    )
+    axis: int = Field(0, ge=0, description="Which axis, 0 to latent_dim - 1")
+    basis: Literal["principal", "dimension"] = Field(
+        "principal", description="principal: the axis-th principal axis of the training "
+        "encodings (latent_axes in GET /v1/model), by decreasing variance; dimension: the "
+        "axis-th latent coordinate",
+    )
+    range: list[SigmaOffset] = Field(
+        [-3.0, 3.0], min_length=2, max_length=2, description="First and last offset, in "
+        "standard deviations of the training codes along the axis (-10 to 10)",
+    )
+    steps: int = Field(9, ge=2, description="Images, both ends included (2 to VAE_MAX_STEPS)")
+
+
+class TraverseResponse(BaseModel):
+    latents: list[list[float]] = Field(description="The codes walked through")
+    images: list[str] = Field(description="Base64 PNGs of the codes decoded")
+    offsets: list[float] = Field(description="Each code's offset from the start, in σ units")
+    sigma: float = Field(description="The training codes' standard deviation along the axis")
+
+
+class ScoreRequest(_Request):
+    """Codes to score: each is decoded, and the decoded digit is scored."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"latents": [EXAMPLE_LATENT]}]})
+
+    latents: list[LatentCode] = Field(min_length=1, max_length=MAX_ROWS)
+
+
+class ScoreResponse(BaseModel):
+    log_px: list[float] = Field(description="IWAE estimate of log p(x) per image (nats)")
+    percentile: list[float | None] = Field(
+        description="Where it falls among test digits, 0 to 100 (null without a reference)"
+    )
+    samples: int = Field(description="Importance samples per image")
+    seed: int = Field(description="Seed of the importance samples (the estimate is repeatable)")
+    reference_examples: int | None = Field(
+        description="Test digits behind the percentiles (null: the model has no reference)"
+    )
+
+
+class ReportPictures(BaseModel):
+    version: int
+    pictures: list[str] = Field(description="Names for GET /v1/model/report/{name}")

@@ -48,6 +48,17 @@ SIGNATURES = {
 SIGNATURES["serving_default"] = SIGNATURES["decode"]
 
 
+def latent_axes() -> dict[str, object]:
+    """Principal axes for the fake: an orthonormal basis, spreads from 2 down to 0.5."""
+    basis, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(D, D)))
+    return {"mean": [0.1] * D, "axes": basis.T.tolist(),
+            "stddev": np.linspace(2.0, 0.5, D).tolist()}
+
+
+SCORE_REFERENCE = {"samples": 16, "seed": 3, "examples": 1000,
+                   "percentiles": np.linspace(-200.0, -100.0, 101).tolist()}
+
+
 def metadata(**changes: object) -> ModelMetadata:
     """Valid metadata for a fake version."""
     fields: dict[str, object] = dict(
@@ -57,6 +68,7 @@ def metadata(**changes: object) -> ModelMetadata:
                  "sha256": {}},
         metrics={"test_neg_elbo": 100.0}, epochs=1, training_seconds=0.0,
         tensorflow_version="none", keras_version="none", created_at="2026-01-01T00:00:00+00:00",
+        latent_axes=latent_axes(), score_reference=SCORE_REFERENCE,
     )
     fields.update(changes)
     return ModelMetadata.model_validate(fields)
@@ -70,10 +82,11 @@ class FakeModel:
     supports_digit = True
     signature_defs = {"decode": {"inputs": {}, "outputs": {}, "method_name": "fake"}}
 
-    def __init__(self, version: int = 1, delay: float = 0.0):
+    def __init__(self, version: int = 1, delay: float = 0.0,
+                 metadata_changes: dict[str, object] | None = None):
         self.version = version
         self.delay = delay  # seconds per call: to hold the inference thread in tests
-        self.metadata = metadata()
+        self.metadata = metadata(**(metadata_changes or {}))
         self.signatures = SIGNATURES
         self.weights = np.random.default_rng(version).normal(0, 0.3, (D, 784)).astype(np.float32)
         self.calls: list[tuple[str, int]] = []
@@ -123,9 +136,11 @@ class FakeModel:
 class FakeLoader:
     """Loads any ``vae/<n>/`` folder as a FakeModel; a ``fail`` file makes it fail."""
 
-    def __init__(self, delay: float = 0.0, load_seconds: float = 0.0):
+    def __init__(self, delay: float = 0.0, load_seconds: float = 0.0,
+                 metadata_changes: dict[str, object] | None = None):
         self.delay = delay
         self.load_seconds = load_seconds
+        self.metadata_changes = metadata_changes  # e.g. {"latent_axes": None}
         self.loaded: list[int] = []
 
     def __call__(self, path: Path) -> FakeModel:
@@ -135,7 +150,7 @@ class FakeLoader:
             code = failure.read_text().strip() or "DATA_LOSS"
             raise LoadError(code, f"version {path.name} is broken on purpose ({code})")
         self.loaded.append(int(path.name))
-        return FakeModel(int(path.name), self.delay)
+        return FakeModel(int(path.name), self.delay, self.metadata_changes)
 
 
 def make_versions(model_dir: Path, *versions: int, failing: dict[int, str] | None = None) -> Path:
