@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from vae_contract import ModelMetadata
 
@@ -20,7 +20,7 @@ MAX_ROWS = 4096  # hard cap before the VAE_MAX_BATCH check, so a huge list fails
 LatentValue = Annotated[float, Field(allow_inf_nan=False, ge=-LATENT_LIMIT, le=LATENT_LIMIT)]
 LatentCode = Annotated[list[LatentValue], Field(min_length=1, max_length=1024)]
 
-EXAMPLE_LATENT = [0.0] * 20
+EXAMPLE_LATENT: list[JsonValue] = [0.0] * 20
 
 
 class _Request(BaseModel):

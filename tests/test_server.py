@@ -24,13 +24,14 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(model_dir):
+def server(model_dir, tmp_path_factory):
     port = free_port()
+    log = open(tmp_path_factory.mktemp("server") / "server.log", "w+")  # noqa: SIM115
     env = {**os.environ, "VAE_MODEL_DIR": str(model_dir), "VAE_INTRA_OP_THREADS": "2",
            "VAE_INTER_OP_THREADS": "2", "TF_CPP_MIN_LOG_LEVEL": "2"}
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -40,13 +41,15 @@ def server(model_dir):
                 break
         except httpx.HTTPError:
             time.sleep(0.3)
-        assert process.poll() is None, process.stdout.read()
+        assert process.poll() is None, open(log.name).read()
     else:
         process.kill()
         pytest.fail("vae-serve did not become ready")
+    process.log_path = log.name
     yield url, process
     if process.poll() is None:
         process.kill()
+    log.close()
 
 
 def test_generate_png_over_real_http(server):
@@ -84,4 +87,4 @@ def test_sigterm_shuts_down_gracefully(server):
     process.send_signal(signal.SIGTERM)
     # uvicorn re-raises the signal after its graceful shutdown, so the status is -SIGTERM.
     assert process.wait(timeout=30) in (0, -signal.SIGTERM)
-    assert "Application shutdown complete" in process.stdout.read()
+    assert "Application shutdown complete" in open(process.log_path).read()
