@@ -35,11 +35,11 @@ class LiveServer:
 
     def __init__(self, *, delay: float = 0.0, leak_bytes: int = 0,
                  request_log: Path | None = None, command: list[str] | None = None,
-                 **settings: object):
+                 env: dict[str, str] | None = None, **settings: object):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(tempfile.mkstemp(prefix="live-server-", suffix=".log")[1])
-        env = {**os.environ, **QUIET, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, **QUIET, "PYTHONPATH": str(ROOT), **(env or {})}
         env.update({f"VAE_{name.upper()}": str(value) for name, value in settings.items()})
         args = command or [sys.executable, "-m", "tests.fake_server", "--delay", str(delay)]
         args = [*args, "--port", str(self.port)]
