@@ -35,7 +35,9 @@ class LiveServer:
 
     def __init__(self, *, delay: float = 0.0, leak_bytes: int = 0,
                  request_log: Path | None = None, command: list[str] | None = None,
-                 env: dict[str, str] | None = None, **settings: object):
+                 env: dict[str, str] | None = None, ready_timeout: float = 60,
+                 **settings: object):
+        self.ready_timeout = ready_timeout
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(tempfile.mkstemp(prefix="live-server-", suffix=".log")[1])
@@ -55,7 +57,8 @@ class LiveServer:
     def pid(self) -> int:
         return self.process.pid
 
-    def wait_ready(self, timeout: float = 60) -> LiveServer:
+    def wait_ready(self, timeout: float | None = None) -> LiveServer:
+        timeout = timeout or self.ready_timeout
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
