@@ -8,6 +8,7 @@ service must still be ready afterwards.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -234,3 +235,30 @@ def test_error_answers_name_no_server_path(client):
         text = client.get(path).text
         assert "/tmp" not in text and "/work" not in text and "model_dir" not in text, path
     assert json.loads(client.get("/v1/model").text)["settings"]
+
+
+def test_no_redirect_is_built_from_the_host_header(client):
+    """A trailing slash is a 404, not a redirect to wherever the client's Host header says."""
+    response = client.post("/v1/generate/", json={}, headers={"Host": "evil.example"},
+                           follow_redirects=False)
+    assert response.status_code in (404, 405) and "location" not in response.headers
+
+
+def test_a_server_without_a_model_says_why_without_naming_its_folders(tmp_path):
+    server = LiveServer(model_dir=tmp_path)  # no vae/<n>/ inside: never ready
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        for path in ("/readyz", "/v1/model"):
+            response = httpx.get(server.url + path)
+            assert response.status_code == 503 and response.headers["retry-after"]
+            assert str(tmp_path) not in response.text and "/tmp" not in response.text
+        response = httpx.post(f"{server.url}/v1/generate", json={})
+        assert response.status_code == 503 and str(tmp_path) not in response.text
+    finally:
+        server.kill()
