@@ -193,7 +193,8 @@ def fit_and_centre(digit: np.ndarray) -> np.ndarray:
     height, width = digit.shape
     scale = BOX / max(height, width)
     new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    resized = Image.fromarray(digit.astype(np.float32), mode="F").resize(new_size, Image.LANCZOS)
+    resized = Image.fromarray(digit.astype(np.float32), mode="F").resize(
+        new_size, Image.Resampling.LANCZOS)
     small = np.clip(np.asarray(resized), 0, 1)
     canvas = np.zeros((SIZE, SIZE), np.float32)
     total = small.sum()
@@ -230,7 +231,8 @@ def png(pixels: np.ndarray, scale: int = 1) -> bytes:
     """Greyscale PNG of 8-bit pixels [H, W]; ``scale`` upsizes (nearest neighbour)."""
     picture = Image.fromarray(pixels, mode="L")
     if scale > 1:
-        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+        picture = picture.resize((picture.width * scale, picture.height * scale),
+                                 Image.Resampling.NEAREST)
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()

@@ -85,9 +85,10 @@ def test_each_file_of_the_matrix_is_the_digit_or_a_clear_4xx():
             outcomes["the digit"] += 1
         else:
             outcomes["decoded"] += 1
+    print(f"\n{len(MATRIX)} files: {dict(outcomes)}")
     # Only the TIFF layouts Pillow lists but cannot decode (fill order 2 of some raw modes).
     assert outcomes["415"] + outcomes["422"] <= 8, outcomes
-    assert outcomes["the digit"] >= 150, outcomes
+    assert outcomes["the digit"] >= 195, outcomes
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pytest
@@ -36,7 +37,7 @@ MiB = 1024 * 1024
 FRESH_PEAKS = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 
 
-def sequential_latencies(url: str, count: int, body: dict, **params: object) -> list[float]:
+def sequential_latencies(url: str, count: int, body: dict, **params: int) -> list[float]:
     latencies = []
     with httpx.Client(base_url=url, timeout=30) as client:
         for _ in range(count):
@@ -106,11 +107,12 @@ def test_overload_at_4x_capacity_refuses_the_excess_at_once_and_recovers():
 
 
 # --- fair batching ----------------------------------------------------------------------------
-LARGE_PNG = ({"count": 256}, {"scale": 16}, {"Accept": "image/png"})
-LARGE_JSON = ({"count": 256}, {}, {})
+Request = tuple[dict[str, int], dict[str, int], dict[str, str]]
+LARGE_PNG: Request = ({"count": 256}, {"scale": 16}, {"Accept": "image/png"})
+LARGE_JSON: Request = ({"count": 256}, {}, {})
 
 
-def keep_sending(url: str, request: tuple[dict, dict, dict], stop: threading.Event,
+def keep_sending(url: str, request: Request, stop: threading.Event,
                  done: list[int]) -> None:
     body, params, headers = request
     with httpx.Client(base_url=url, timeout=60) as client:
@@ -155,7 +157,9 @@ def test_a_small_request_is_not_held_up_by_large_ones():
           f"meanwhile {statistics.median(health) * 1000:.1f}/{p99_health * 1000:.1f} ms")
     assert len(done) >= 6, "the large requests did not run meanwhile"
     assert p99_small < 0.5, f"p99 {p99_small * 1000:.0f} ms beside large requests"
-    assert p99_small < p99_health + 0.1
+    # Beside the large requests, no worse than alone (the machine's own noise) or than a
+    # health check meanwhile, give or take one large JSON answer's model call.
+    assert p99_small < max(percentile(alone, 0.99), p99_health) + 0.1
 
 
 # --- abandoned work ---------------------------------------------------------------------------
@@ -215,7 +219,8 @@ W, H = 4000, 3999
 
 
 def pillow_file(mode: str, fmt: str, size: tuple[int, int] = (W, H)) -> bytes:
-    options = {"TIFF": {"compression": "tiff_adobe_deflate"}, "WEBP": {"lossless": True}}
+    options: dict[str, dict[str, Any]] = {"TIFF": {"compression": "tiff_adobe_deflate"},
+                                          "WEBP": {"lossless": True}}
     return imagegen.save(Image.new(mode, size), fmt, **options.get(fmt, {}))
 
 

@@ -24,12 +24,13 @@ from tests.live import LiveServer
 pytestmark = pytest.mark.slow
 
 CLIENTS = 16
+Outcome = tuple[int | str, str | None, float]  # status or error, Retry-After, when
 
 
 class Client(threading.Thread):
     """Sends requests one after another until the server is gone; records each outcome."""
 
-    def __init__(self, url: str, number: int, outcomes: dict[str, object], stop: threading.Event):
+    def __init__(self, url: str, number: int, outcomes: dict[str, Outcome], stop: threading.Event):
         super().__init__(daemon=True)
         self.url, self.number, self.outcomes, self.stop = url, number, outcomes, stop
 
@@ -53,7 +54,7 @@ class Client(threading.Thread):
 
 def test_sigterm_under_load_loses_no_admitted_request(tmp_path: Path):
     admitted_log = tmp_path / "admitted.txt"
-    outcomes: dict[str, object] = {}
+    outcomes: dict[str, Outcome] = {}
     stop = threading.Event()
     with LiveServer(delay=0.05, request_log=admitted_log, max_queue_rows=128,
                     request_timeout=5) as server:
@@ -73,7 +74,7 @@ def test_sigterm_under_load_loses_no_admitted_request(tmp_path: Path):
     # uvicorn re-raises the signal after a graceful shutdown: -SIGTERM (or 0).
     assert status in (0, -signal.SIGTERM), log
     admitted = admitted_log.read_text().split()
-    lost = [rid for rid in admitted if not isinstance(outcomes.get(rid, ("?",))[0], int)]
+    lost = [rid for rid in admitted if not isinstance(outcomes.get(rid, ("?", None, 0))[0], int)]
     answered_after_signal = [rid for rid in admitted
                              if isinstance(outcomes[rid][0], int) and outcomes[rid][2] > signalled]
     statuses = Counter(str(outcome[0]) for outcome in outcomes.values())

@@ -22,7 +22,7 @@ async def _holder(budget: Budget, amount: int, log: list[str], name: str,
 
 def test_the_budget_serves_waiters_in_arrival_order_and_never_overcommits():
     async def scenario() -> list[str]:
-        budget, log = Budget(10), []
+        budget, log = Budget(10), list[str]()
         release = {name: asyncio.Event() for name in "abcd"}
         tasks = [asyncio.create_task(_holder(budget, amount, log, name, release[name]))
                  for name, amount in (("a", 6), ("b", 6), ("c", 1), ("d", 4))]
@@ -42,7 +42,7 @@ def test_the_budget_serves_waiters_in_arrival_order_and_never_overcommits():
 
 def test_a_cancelled_waiter_takes_nothing_and_lets_the_next_one_in():
     async def scenario() -> None:
-        budget, log = Budget(10), []
+        budget, log = Budget(10), list[str]()
         release = asyncio.Event()
         first = asyncio.create_task(_holder(budget, 8, log, "first", release))
         big = asyncio.create_task(_holder(budget, 9, log, "big", release))
@@ -61,7 +61,7 @@ def test_a_cancelled_waiter_takes_nothing_and_lets_the_next_one_in():
 
 def test_a_waiter_cancelled_just_as_it_is_granted_gives_its_share_back():
     async def scenario() -> None:
-        budget, log = Budget(10), []
+        budget, log = Budget(10), list[str]()
         async with budget.hold(10):
             second = asyncio.create_task(_holder(budget, 10, log, "second", asyncio.Event()))
             await asyncio.sleep(0.01)
