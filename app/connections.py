@@ -87,7 +87,8 @@ class _Request:
         self.max_bytes = max_bytes
         self.received = 0
         self.body_timeout = body_timeout
-        self.body_done = not has_body
+        self.has_body = has_body
+        self.body_done = False
         self.response_done = False
         self.client_gone = False
         self._task: asyncio.Task | None = None
@@ -113,7 +114,7 @@ class _Request:
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start" and (
-            message["status"] in CLOSE_AFTER or not self.body_done
+            message["status"] in CLOSE_AFTER or (self.has_body and not self.body_done)
         ):
             headers = [(k, v) for k, v in message.get("headers", []) if k != b"connection"]
             message = {**message, "headers": [*headers, (b"connection", b"close")]}

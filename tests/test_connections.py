@@ -272,3 +272,18 @@ def test_an_idle_keep_alive_connection_is_closed_after_keep_alive_seconds(server
         sock.settimeout(5)
         assert sock.recv(1) == b""
         assert time.monotonic() - started < 2
+
+
+def test_a_request_whose_body_was_read_keeps_its_connection(server):
+    """Closing after an early answer must not close after ordinary ones: keep-alive stays."""
+    request = (b"POST /v1/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Content-Length: 12\r\n\r\n{\"count\": 1}")
+    with connect(server.url) as sock:
+        for _ in range(3):
+            sock.sendall(request)
+            response = read_response(sock, eof_within=0.2)
+            assert response.status == 200 and not response.closed
+            assert response.headers.get("connection") != "close"
+        sock.sendall(request.replace(b'{"count": 1}', b'{"count": 0}'))  # a 422, body read
+        response = read_response(sock, eof_within=0.2)
+        assert response.status == 422 and not response.closed
