@@ -22,8 +22,8 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help install install-dev data model train run serve test lint eval classifier \
-	bench-serve bench-train docker docker-gpu compose-up compose-down clean browser screenshots \
-	vendor-docs
+	bench-serve bench-train bench-soak docker docker-gpu compose-up compose-down clean browser \
+	screenshots vendor-docs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -108,6 +108,9 @@ classifier: data ## Retrain the evaluation classifier shipped in training/assets
 
 bench-serve: install-dev ## Benchmark the service against a bare FastAPI endpoint
 	$(BIN)/python benchmarks/serve_bench.py --model-dir $(MODEL_DIR)
+
+bench-soak: install-dev ## Soak: 100,000 mixed requests, memory growth < 100 MB (LEAK=2048: the control)
+	$(BIN)/python -m benchmarks.soak $(if $(LEAK),--leak-bytes $(LEAK))
 
 bench-train: data ## Train seed and default side by side; print the table, refresh docs/images
 	$(BIN)/python benchmarks/train_bench.py --data-dir $(DATA_DIR) --pictures docs/images

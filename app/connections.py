@@ -3,8 +3,9 @@
 - A body over ``VAE_MAX_UPLOAD_BYTES`` is refused (413) as soon as that is known: at once from
   its Content-Length, else while it streams in, before any parsing (FastAPI would spool a whole
   multipart form to disk first).
-- A request whose body is refused (413) or stalls (408) closes its connection: otherwise the
-  server would go on reading the rest of an upload it has already refused.
+- A request answered before its body was read to the end (413, 408, or any early error)
+  closes its connection: keeping it would mean reading the rest of that body to find the next
+  request (a chunked upload could go on for ever).
 - A body that stops arriving for ``VAE_BODY_TIMEOUT`` seconds is answered 408.
 - A client that goes away cancels its request: queued inference and image decoding that nobody
   waits for are dropped. Watching for the disconnect starts only once a request has taken a few
@@ -53,11 +54,13 @@ class ConnectionGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length", b"")
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
             await _refuse_too_large(send, self.max_body_bytes)
             return
-        request = _Request(receive, send, self.max_body_bytes, self.body_timeout)
+        has_body = b"transfer-encoding" in headers or declared not in (b"", b"0")
+        request = _Request(receive, send, self.max_body_bytes, self.body_timeout, has_body)
         task = asyncio.current_task()
         assert task is not None
         timer = asyncio.get_running_loop().call_later(
@@ -77,12 +80,14 @@ class ConnectionGuard:
 class _Request:
     """One request's receive and send, as the guard wraps them."""
 
-    def __init__(self, receive: Receive, send: Send, max_bytes: int, body_timeout: float):
+    def __init__(self, receive: Receive, send: Send, max_bytes: int, body_timeout: float,
+                 has_body: bool):
         self._receive = receive
         self._send = send
         self.max_bytes = max_bytes
         self.received = 0
         self.body_timeout = body_timeout
+        self.has_body = has_body
         self.body_done = False
         self.response_done = False
         self.client_gone = False
@@ -108,7 +113,9 @@ class _Request:
         return message
 
     async def send(self, message: Message) -> None:
-        if message["type"] == "http.response.start" and message["status"] in CLOSE_AFTER:
+        if message["type"] == "http.response.start" and (
+            message["status"] in CLOSE_AFTER or (self.has_body and not self.body_done)
+        ):
             headers = [(k, v) for k, v in message.get("headers", []) if k != b"connection"]
             message = {**message, "headers": [*headers, (b"connection", b"close")]}
         elif message["type"] == "http.response.body" and not message.get("more_body", False):

@@ -11,7 +11,7 @@ import io
 import math
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
 SIZE = 28
@@ -30,7 +30,9 @@ class ImageError(ValueError):
 
 
 def open_image(data: bytes, max_pixels: int, name: str) -> Image.Image:
-    """Open an upload lazily: its format and size are known, no pixel is decoded yet."""
+    """Open an upload lazily: its format and size are known, no pixel is decoded yet. A JPEG
+    is set to decode at reduced size (libjpeg's 1/2..1/8 scaling, to at least ``WORK_SIZE``
+    a side), so a 12-megapixel photo never exists at full size in memory."""
     if not data:
         raise ImageError(415, f"{name}: empty file, expected an image")
     try:
@@ -48,27 +50,78 @@ def open_image(data: bytes, max_pixels: int, name: str) -> Image.Image:
         )
     if width == 0 or height == 0:
         raise ImageError(422, f"{name}: the image has no pixels ({width}×{height})")
+    if image.format == "JPEG":
+        image.draft(image.mode, (WORK_SIZE, WORK_SIZE))
     return image
 
 
+def decode_cost(image: Image.Image) -> int:
+    """The most memory, in bytes, that ``decode`` takes for an opened upload (an upper bound
+    known from its header). Measured for every mode and format on 4000×3999 images by
+    tests/test_pressure.py: the decoded frame and one converted copy of it (Pillow keeps most
+    modes at 4 bytes a pixel), plus a byte a pixel for the decoders' buffers; WebP 18 bytes a
+    pixel (libwebp's canvas and the frame's raw bytes stay alive with the image)."""
+    pixels = image.width * image.height
+    if image.format == "WEBP":
+        return pixels * 18
+    mode = _averageable_mode(image)
+    stored = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    return pixels * (2 * stored + 1)
+
+
 def decode(image: Image.Image, name: str) -> Image.Image:
-    """Decode the first frame, at reduced size where the format allows (JPEG: libjpeg's
-    1/2..1/8 scaling, so a 12-megapixel photo never exists at full size in memory)."""
+    """Decode the first frame, shrink it to at most ``WORK_SIZE`` pixels a side, upright.
+
+    Only the decoded frame ever exists at full size, and JPEG not even that (libjpeg's
+    1/2..1/8 scaling): the frame is shrunk in its own mode before any other conversion or
+    copy. That is what bounds an upload's memory by its pixels (``app.uploads``); converting
+    first, and ``exif_transpose``'s copy, took a 16-megapixel float TIFF to 16 bytes a pixel.
+    """
     try:
-        if image.format == "JPEG":
-            image.draft(image.mode, (WORK_SIZE, WORK_SIZE))
         image.seek(0)  # first frame of an animation or a multi-page TIFF
         image.load()
-        return ImageOps.exif_transpose(image)
+        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+        averageable = _averageable(image)
+        if averageable is not image:
+            image.close()  # the decoded frame: freed before the shrinking makes its own copy
+        small = _shrink(averageable)
     except Exception:  # noqa: BLE001 - truncated or corrupt data in any decoder
-        raise ImageError(422, f"{name}: the image data is corrupt or truncated") from None
+        raise ImageError(
+            422, f"{name}: the image data is corrupt, truncated or in a layout that is not "
+            "supported") from None
+    small.getexif()[ExifTags.Base.Orientation] = orientation
+    ImageOps.exif_transpose(small, in_place=True)  # the small image: no full-size copy
+    return small
+
+
+def _averageable_mode(image: Image.Image) -> str:
+    """A mode whose pixels can be averaged: palette and 1-bit images as grey levels, a
+    transparent colour key as an alpha band (neither would survive shrinking)."""
+    mode = image.mode
+    keyed = "transparency" in image.info and mode in ("1", "L", "P", "RGB")
+    if mode == "PA" or (keyed and mode != "RGB"):
+        return "LA"
+    if keyed:
+        return "RGBA"
+    if mode in ("1", "P"):
+        return "L"
+    return mode
+
+
+def _averageable(image: Image.Image) -> Image.Image:
+    mode = _averageable_mode(image)
+    return image if mode == image.mode else image.convert(mode)
 
 
 def _shrink(image: Image.Image) -> Image.Image:
-    """At most ``WORK_SIZE`` pixels a side (box average): the digit ends up 20×20 anyway,
-    and the float maths below then costs kilobytes, not hundreds of megabytes."""
-    factor = math.ceil(max(image.size) / WORK_SIZE)
-    return image.reduce(factor) if factor > 1 else image
+    """At most ``WORK_SIZE`` pixels a side (box average; any mode but palettes): the digit
+    ends up 20×20 anyway, and the float maths below then costs kilobytes, not hundreds of
+    megabytes."""
+    factor = max(image.size) / WORK_SIZE
+    if factor <= 1:
+        return image
+    size = (max(1, math.ceil(image.width / factor)), max(1, math.ceil(image.height / factor)))
+    return image.resize(size, Image.Resampling.BOX)
 
 
 def _grey_and_alpha(image: Image.Image) -> tuple[Image.Image, Image.Image | None]:
@@ -78,8 +131,11 @@ def _grey_and_alpha(image: Image.Image) -> tuple[Image.Image, Image.Image | None
         pixels = np.asarray(image, dtype=np.float32) / 65535.0
         return Image.fromarray(pixels, mode="F"), None
     if mode in ("I", "F"):
-        pixels = np.asarray(image, dtype=np.float32)
-        top = 255.0 if pixels.size == 0 or pixels.max() <= 255 else 65535.0
+        # A float image may hold NaN or ±inf: no ink there.
+        pixels = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0, posinf=0, neginf=0)
+        peak = float(pixels.max()) if pixels.size else 1.0
+        # Floats are usually in [0, 1], integers 8- or 16-bit in a wider container.
+        top = next((t for t in (1.0, 255.0, 65535.0) if peak <= t), peak)
         return Image.fromarray(np.clip(pixels / top, 0, 1), mode="F"), None
     if mode == "LAB":  # the L* channel is the lightness: already grey
         return image.getchannel("L"), None

@@ -4,14 +4,21 @@ uvicorn bounds idle keep-alive connections and, with ``limit_concurrency``, the 
 and requests at once (503 beyond). It does not bound how long or how large a request's head
 (request line and headers) may be: a client could hold a socket by sending nothing, or one
 header byte at a time, or fill memory with megabyte headers. ``GuardedHttpToolsProtocol`` adds
-both limits. It also closes a refused upload's connection gently: the answer (say 413) is sent
-and the sending side shut at once, then what the client is still sending is read and dropped
-for a moment, so it gets the 413 instead of a connection reset (nginx's lingering close).
+both limits, and refuses a connection beyond ``limit_concurrency`` as soon as it is made (503)
+instead of holding it until the client sends a request.
+
+Every connection it refuses, and every one closed while the client may still be sending (a
+refused upload), is closed gently: the answer (say 413) is sent and our sending side shut at
+once, then what the client still sends is read and dropped for a moment (at most
+``LINGER_SECONDS`` and ``LINGER_BYTES``), so that a client busy sending reads the answer
+instead of a connection reset (nginx's lingering close). Closing with unread data would send a
+reset at once, and the kernel drops the answer still queued with it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import tempfile
@@ -25,12 +32,17 @@ from app.config import Settings, get_settings
 log = logging.getLogger(__name__)
 
 LINGER_SECONDS = 2.0
+# On loopback a client sends gigabytes in LINGER_SECONDS: dropping them costs a core for that
+# long (3.6 GB in 2 s, measured), so a lingering connection closes after this many bytes too.
+LINGER_BYTES = 8 * 1024 * 1024
 
 
 def _raw_response(status: int, reason: str, message: str) -> bytes:
-    body = message.encode()
+    """A whole answer, JSON ``{"detail": ...}`` like the application's errors."""
+    body = json.dumps({"detail": message}).encode()
+    retry = "retry-after: 1\r\n" if status == 503 else ""
     return (
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n{retry}"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     ).encode() + body
 
@@ -49,9 +61,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_complete = True
         self._lingering = False
+        self._dropped = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # uvicorn answers 503 once such a connection sends a request; refusing it now means a
+        # client cannot hold sockets beyond the limit by sending nothing.
+        if self.limit_concurrency is not None and \
+                len(self.connections) >= self.limit_concurrency:
+            self._refuse(503, "Service Unavailable",
+                         f"at the limit of {self.limit_concurrency} connections at once "
+                         "(VAE_MAX_CONNECTIONS); retry later")
+            return
         self._start_head_timer()  # a client that connects and says nothing
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -60,6 +81,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._lingering:  # a refused body still arriving: drop it
+            self._dropped += len(data)
+            if self._dropped > LINGER_BYTES:
+                self.transport.close()
             return
         if self._reading_head:
             self._head_bytes += len(data)
@@ -90,10 +114,19 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def close_after_response(self) -> None:
         """The cycle's close: at once if the request was read to its end, else linger."""
-        if self._body_complete or not self.transport.can_write_eof():
+        if self._body_complete:
             self.transport.close()
+        else:
+            self._linger()
+
+    def _linger(self) -> None:
+        """Shut our sending side, drop what still arrives for a moment, then close."""
+        if self._lingering:
             return
         self._lingering = True
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
         self.transport.write_eof()
         self.transport.resume_reading()
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
@@ -115,10 +148,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _refuse(self, status: int, reason: str, message: str) -> None:
         self.logger.info("closing a connection: %s", message)
+        self._stop_head_timer()
         self._reading_head = False
-        self._lingering = True
         self.transport.write(_raw_response(status, reason, message))
-        self.transport.close()
+        self._linger()
 
 
 class _GentleClose:
@@ -135,17 +168,10 @@ class _GentleClose:
         return getattr(self._transport, name)
 
 
-def run(settings: Settings, host: str, port: int, workers: int) -> None:
-    """Serve ``app.main:app`` with uvicorn, the guarded protocol and the settings' limits."""
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # Every worker writes its metrics here and /metrics adds them up; set before any
-        # worker imports prometheus_client.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="vae-metrics-")
-    uvicorn.run(
-        "app.main:app",
-        host=host,
-        port=port,
-        workers=workers,
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for the service: the guarded protocol and the settings' limits (the
+    reliability suite serves its stand-in model with these same options)."""
+    return dict(
         http=GuardedHttpToolsProtocol,
         loop="uvloop",
         limit_concurrency=settings.max_connections,
@@ -156,3 +182,13 @@ def run(settings: Settings, host: str, port: int, workers: int) -> None:
         proxy_headers=True,
         server_header=False,
     )
+
+
+def run(settings: Settings, host: str, port: int, workers: int) -> None:
+    """Serve ``app.main:app`` with uvicorn, the guarded protocol and the settings' limits."""
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Every worker writes its metrics here and /metrics adds them up; set before any
+        # worker imports prometheus_client.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="vae-metrics-")
+    uvicorn.run("app.main:app", host=host, port=port, workers=workers,
+                **uvicorn_options(settings))

@@ -2,15 +2,17 @@
 
 Decoding is the one step whose memory grows with the input: an 18 kB PNG can hold 16
 megapixels. So uploads are decoded in worker threads, at most ``VAE_DECODE_CONCURRENCY`` at
-once, and only while the pixels being decoded by all requests together stay within
-``VAE_DECODE_PIXEL_BUDGET``; an image larger than the whole budget is refused before a pixel
-of it is decoded. Each decode needs at most about 8 bytes per pixel (the decoded frame, its
-grey levels and alpha), so the budget bounds the process's decoding memory.
+once, and only while the memory that the images being decoded (by all requests together) may
+take stays within ``VAE_DECODE_PIXEL_BUDGET`` × ``BYTES_PER_PIXEL`` bytes. Each image is
+charged what its decoding takes at most (``images.decode_cost``, from its header: 2 to 18
+bytes a pixel by mode and format); one that could never fit is refused (413) before a pixel
+of it is decoded, the others wait their turn in arrival order.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,41 +21,76 @@ from starlette.concurrency import run_in_threadpool
 
 from app import images
 
-BYTES_PER_PIXEL = 8  # the worst case of decode + grey + alpha, measured in tests/test_pressure.py
+# The decoding budget is counted in pixels of 8 bytes: an 8-bit RGBA image (9 bytes a pixel
+# at its peak, measured in tests/test_pressure.py) about fills it pixel for pixel.
+BYTES_PER_PIXEL = 8
+MiB = 1024 * 1024
 
 
-class PixelBudget:
-    """A weighted semaphore in pixels (event-loop only)."""
+class Budget:
+    """A weighted semaphore served in arrival order (event loop only): ``hold(amount)``
+    waits until ``amount`` more fits within ``total``, then holds it while the block runs.
+    A waiter that is cancelled (deadline, client gone) leaves the queue and takes nothing."""
 
     def __init__(self, total: int):
         self.total = total
         self.used = 0
-        self._changed = asyncio.Condition()
+        self._waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
 
     @asynccontextmanager
-    async def hold(self, pixels: int) -> AsyncIterator[None]:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.used + pixels <= self.total)
-            self.used += pixels
+    async def hold(self, amount: int) -> AsyncIterator[None]:
+        if self._waiting or self.used + amount > self.total:
+            await self._wait_for(amount)
+        else:
+            self.used += amount
         try:
             yield
         finally:
-            async with self._changed:
-                self.used -= pixels
-                self._changed.notify_all()
+            self._release(amount)
+
+    async def _wait_for(self, amount: int) -> None:
+        entry = (amount, asyncio.get_running_loop().create_future())
+        self._waiting.append(entry)
+        try:
+            await entry[1]
+        except asyncio.CancelledError:
+            if entry[1].done() and not entry[1].cancelled():
+                self._release(amount)  # granted just as it was cancelled: give it back
+            else:
+                if entry in self._waiting:
+                    self._waiting.remove(entry)
+                self._wake()  # the ones behind it may fit now
+            raise
+
+    def _release(self, amount: int) -> None:
+        self.used -= amount
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiting and self.used + self._waiting[0][0] <= self.total:
+            amount, granted = self._waiting.popleft()
+            if granted.cancelled():
+                continue
+            self.used += amount
+            granted.set_result(None)
 
 
 class UploadDecoder:
     """Turns uploaded files into MNIST-like [28, 28] arrays, within the memory bounds."""
 
     def __init__(self, max_pixels: int, concurrency: int, pixel_budget: int):
-        self.max_pixels = min(max_pixels, pixel_budget)
+        self.max_pixels = max_pixels
         self._slots = asyncio.Semaphore(concurrency)
-        self._budget = PixelBudget(pixel_budget)
+        self._budget = Budget(pixel_budget * BYTES_PER_PIXEL)
 
     async def load(self, data: bytes, name: str) -> np.ndarray:
         """One upload as float32 [28, 28]; raises ``images.ImageError`` (413, 415, 422)."""
         image = images.open_image(data, self.max_pixels, name)  # the header only
-        width, height = image.size
-        async with self._budget.hold(width * height), self._slots:
+        cost = images.decode_cost(image)
+        if cost > self._budget.total:
+            raise images.ImageError(
+                413, f"{name}: decoding this {image.width}×{image.height} {image.format} "
+                f"image takes up to {cost // MiB} MiB, more than the decoding budget of "
+                f"{self._budget.total // MiB} MiB (VAE_DECODE_PIXEL_BUDGET)")
+        async with self._budget.hold(cost), self._slots:
             return await run_in_threadpool(images.mnist_like, image, name)
