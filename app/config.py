@@ -46,7 +46,13 @@ class Settings(BaseSettings):
     max_batch: int = Field(
         256, ge=1, le=4096, description="Most codes, samples or files per request"
     )
-    max_upload_bytes: int = Field(5 * MiB, ge=1024, description="Largest request body, in bytes")
+    max_upload_bytes: int = Field(
+        5 * MiB, ge=1024, description="Largest multipart (upload) request body, in bytes"
+    )
+    max_json_bytes: int = Field(
+        MiB, ge=1024,
+        description="Largest other request body (JSON), in bytes: parsed on the event loop",
+    )
     max_image_pixels: int = Field(
         16_000_000, ge=784, description="Largest uploaded image, in pixels (decompression bombs)"
     )
@@ -73,8 +79,10 @@ class Settings(BaseSettings):
         256, ge=1, description="Most rows in one SavedModel call; larger requests are split"
     )
     decode_concurrency: int = Field(2, ge=1, description="Uploads decoded at once")
-    decode_pixel_budget: int = Field(
-        32_000_000, ge=784, description="Pixels of uploads being decoded at once, all requests"
+    decode_memory_bytes: int = Field(
+        256 * MiB, ge=16 * MiB,
+        description="Memory the uploads being decoded may take, all requests together; "
+        "beyond, they wait their turn (an image that can never fit: 413)",
     )
 
     # --- HTTP server (vae-serve) ---------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+from typing import BinaryIO
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
@@ -29,14 +30,16 @@ class ImageError(ValueError):
         self.message = message
 
 
-def open_image(data: bytes, max_pixels: int, name: str) -> Image.Image:
+def open_image(source: bytes | BinaryIO, max_pixels: int, name: str) -> Image.Image:
     """Open an upload lazily: its format and size are known, no pixel is decoded yet. A JPEG
     is set to decode at reduced size (libjpeg's 1/2..1/8 scaling, to at least ``WORK_SIZE``
     a side), so a 12-megapixel photo never exists at full size in memory."""
-    if not data:
+    file = io.BytesIO(source) if isinstance(source, bytes) else source
+    if not file.read(1):
         raise ImageError(415, f"{name}: empty file, expected an image")
+    file.seek(0)
     try:
-        image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+        image = Image.open(file, formats=ALLOWED_FORMATS)
     except Image.DecompressionBombError:
         raise ImageError(413, f"{name}: image has too many pixels") from None
     except Exception:  # noqa: BLE001 - Pillow raises many types for "not an image"

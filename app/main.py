@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
         served=ServedModel(settings, load),
         admission=Admission(settings.max_queue_rows, settings.request_timeout),
         uploads=UploadDecoder(settings.max_image_pixels, settings.decode_concurrency,
-                              settings.decode_pixel_budget),
+                              settings.decode_memory_bytes),
     )
 
     @asynccontextmanager
@@ -74,7 +74,8 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
         redoc_url=None,
     )
     app.state.runtime = runtime
-    app.add_middleware(ConnectionGuard, max_body_bytes=settings.max_upload_bytes,
+    app.add_middleware(ConnectionGuard, max_upload_bytes=settings.max_upload_bytes,
+                       max_json_bytes=settings.max_json_bytes,
                        body_timeout=settings.body_timeout)
     app.add_middleware(metrics.MetricsMiddleware)
     add_error_handlers(app)

@@ -3,7 +3,7 @@
 Decoding is the one step whose memory grows with the input: an 18 kB PNG can hold 16
 megapixels. So uploads are decoded in worker threads, at most ``VAE_DECODE_CONCURRENCY`` at
 once, and only while the memory that the images being decoded (by all requests together) may
-take stays within ``VAE_DECODE_PIXEL_BUDGET`` × ``BYTES_PER_PIXEL`` bytes. Each image is
+take stays within ``VAE_DECODE_MEMORY_BYTES``. Each image is
 charged what its decoding takes at most (``images.decode_cost``, from its header: 2 to 18
 bytes a pixel by mode and format); one that could never fit is refused (413) before a pixel
 of it is decoded, the others wait their turn in arrival order.
@@ -15,15 +15,13 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import BinaryIO
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from app import images
 
-# The decoding budget is counted in pixels of 8 bytes: an 8-bit RGBA image (9 bytes a pixel
-# at its peak, measured in tests/test_pressure.py) about fills it pixel for pixel.
-BYTES_PER_PIXEL = 8
 MiB = 1024 * 1024
 
 
@@ -78,19 +76,21 @@ class Budget:
 class UploadDecoder:
     """Turns uploaded files into MNIST-like [28, 28] arrays, within the memory bounds."""
 
-    def __init__(self, max_pixels: int, concurrency: int, pixel_budget: int):
+    def __init__(self, max_pixels: int, concurrency: int, memory_bytes: int):
         self.max_pixels = max_pixels
         self._slots = asyncio.Semaphore(concurrency)
-        self._budget = Budget(pixel_budget * BYTES_PER_PIXEL)
+        self._budget = Budget(memory_bytes)
 
-    async def load(self, data: bytes, name: str) -> np.ndarray:
-        """One upload as float32 [28, 28]; raises ``images.ImageError`` (413, 415, 422)."""
-        image = images.open_image(data, self.max_pixels, name)  # the header only
+    async def load(self, source: bytes | BinaryIO, name: str) -> np.ndarray:
+        """One upload (its bytes, or a file such as an upload spooled to disk, read only as
+        far as decoding needs) as float32 [28, 28]; raises ``images.ImageError`` (413, 415,
+        422)."""
+        image = images.open_image(source, self.max_pixels, name)  # the header only
         cost = images.decode_cost(image)
         if cost > self._budget.total:
             raise images.ImageError(
                 413, f"{name}: decoding this {image.width}×{image.height} {image.format} "
                 f"image takes up to {cost // MiB} MiB, more than the decoding budget of "
-                f"{self._budget.total // MiB} MiB (VAE_DECODE_PIXEL_BUDGET)")
+                f"{self._budget.total // MiB} MiB (VAE_DECODE_MEMORY_BYTES)")
         async with self._budget.hold(cost), self._slots:
             return await run_in_threadpool(images.mnist_like, image, name)

@@ -29,7 +29,7 @@ def fake_client(model_dir, **settings) -> TestClient:
 def client(tmp_path_factory):
     model_dir = make_versions(tmp_path_factory.mktemp("models"), 1)
     with fake_client(model_dir, max_batch=64, max_upload_bytes=200_000,
-                     max_image_pixels=1_000_000) as client:
+                     max_json_bytes=100_000, max_image_pixels=1_000_000) as client:
         yield client
 
 
@@ -166,7 +166,7 @@ def test_trailing_slash_is_not_redirected(client):
 def test_body_over_the_limit_is_413_and_closes_the_connection(client):
     response = client.post("/v1/decode", content=b"[" * 300_000,
                            headers={"Content-Type": "application/json"})
-    assert_error(response, 413, "VAE_MAX_UPLOAD_BYTES")
+    assert_error(response, 413, "VAE_MAX_JSON_BYTES")
     assert response.headers["connection"] == "close"
 
     def chunks():
@@ -175,7 +175,7 @@ def test_body_over_the_limit_is_413_and_closes_the_connection(client):
 
     streamed = client.post("/v1/decode", content=chunks(),
                            headers={"Content-Type": "application/json"})
-    assert_error(streamed, 413, "VAE_MAX_UPLOAD_BYTES")
+    assert_error(streamed, 413, "VAE_MAX_JSON_BYTES")
     assert streamed.headers["connection"] == "close"
 
 

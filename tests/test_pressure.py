@@ -24,7 +24,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from app.uploads import BYTES_PER_PIXEL
+from app.config import Settings
 from tests import imagegen
 from tests.live import LiveServer, connect
 from tests.load import Outcome, open_loop, percentile
@@ -271,8 +271,8 @@ def test_the_decode_cost_bounds_the_measured_memory_of_every_mode_and_format(amp
 
 def test_many_amplifying_uploads_at_once_stay_within_the_decoding_budget(amplifiers):
     """24 uploads at once of 16-megapixel images that are 18 to 120 kB on the wire (the
-    issue: four 18 kB PNGs took 1 GB). The default budget is 32 M pixels × 8 bytes."""
-    budget = 32_000_000 * BYTES_PER_PIXEL / MiB
+    issue: four 18 kB PNGs took 1 GB), within the default VAE_DECODE_MEMORY_BYTES."""
+    budget = Settings().decode_memory_bytes / MiB
     mix = ["L PNG"] * 10 + ["RGBA PNG"] * 4 + ["F TIFF"] * 4 + ["PA TIFF"] * 2 + \
         ["RGBA WebP 3600×3600"] * 2 + ["I;16 PNG"] * 2
     with LiveServer(request_timeout=60) as server:

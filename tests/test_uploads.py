@@ -74,13 +74,13 @@ def test_a_waiter_cancelled_just_as_it_is_granted_gives_its_share_back():
 
 
 def test_an_image_that_could_never_fit_the_budget_is_refused_before_decoding():
-    decoder = UploadDecoder(max_pixels=50_000_000, concurrency=2, pixel_budget=1_000_000)
+    decoder = UploadDecoder(max_pixels=50_000_000, concurrency=2, memory_bytes=8_000_000)
     bomb = imagegen.blank_png(2000, 2000, 8, 6)  # 4 megapixels of RGBA: 36 MB to decode
 
     with pytest.raises(images.ImageError) as refused:
         asyncio.run(decoder.load(bomb, "bomb.png"))
     assert refused.value.status_code == 413
-    assert "VAE_DECODE_PIXEL_BUDGET" in refused.value.message
+    assert "VAE_DECODE_MEMORY_BYTES" in refused.value.message
 
 
 @pytest.mark.parametrize("mode, fmt, cost", [

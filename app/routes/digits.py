@@ -160,6 +160,6 @@ async def load_upload(uploads: UploadsDep, upload: UploadFile, index: int) -> np
     """One uploaded part, MNIST-like; a bad file is a 4xx naming it."""
     name = upload.filename or f"file #{index + 1}"
     try:
-        return await uploads.load(await upload.read(), name)
+        return await uploads.load(upload.file, name)  # spooled to disk beyond 1 MB
     except images.ImageError as error:
         raise invalid(["body", "file", index], error.message, error.status_code) from None
