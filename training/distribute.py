@@ -75,6 +75,21 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return strategy.extended.should_checkpoint
 
 
+def wait_for_all_workers(strategy: tf.distribute.Strategy) -> None:
+    """Return when every worker has called this (a no-op on one machine). Workers that left
+    while the chief still exported made the chief log a scary "tasks have crashed" error
+    (measured); meeting here first, they all leave together."""
+    import tensorflow as tf
+
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+
+        @tf.function
+        def meet() -> tf.Tensor:  # a collective sum completes when every replica is in it
+            return strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+        meet()
+
+
 def worker_name() -> str | None:
     """``"<task type>-<index>"`` of this process in ``TF_CONFIG``; None outside a cluster."""
     task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task")

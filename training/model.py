@@ -151,7 +151,12 @@ class VAE(keras.Model):
         self.loss_tracker.update_state(reconstruction + kl)
         self.reconstruction_tracker.update_state(reconstruction)
         self.kl_tracker.update_state(kl)
-        return {m.name: m.result() for m in self.metrics}
+        results = {m.name: m.result() for m in self.metrics}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras 3 averages a multi-worker step's outputs with strategy.reduce(..., axis=0),
+            # which fails on scalars (tensorflow/tensorflow#72388): one-element vectors work.
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
 
     def train_step(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         with tf.GradientTape() as tape:
