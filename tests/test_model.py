@@ -124,3 +124,25 @@ def test_an_images_log_weights_do_not_depend_on_the_other_images_in_the_call():
         alone = importance_log_weights(encoder, linear.decoder, log_prior, images[i : i + 1], 6,
                                        9).numpy()
         np.testing.assert_allclose(alone[0], together[i], rtol=1e-6)
+
+
+def test_mixture_log_density_matches_scipy():
+    from scipy.special import logsumexp
+    from scipy.stats import multivariate_normal
+
+    from training import prior as priors
+
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(10), 30)
+    prior = priors.fit_per_digit(rng.normal(size=(300, 3)) + labels[:, None], labels, 2, seed=0)
+    z = rng.normal(size=(4, 5, 3)).astype(np.float32) * 3
+
+    out = priors.log_density(prior, tf.constant(z)).numpy()
+
+    covariances = prior.scale_tril @ prior.scale_tril.transpose(0, 2, 1)
+    expected = logsumexp([
+        w + multivariate_normal(m, c).logpdf(z.astype(float))
+        for w, m, c in zip(prior.log_weights, prior.means, covariances, strict=True)
+    ], axis=0)
+    assert out.shape == (4, 5)
+    np.testing.assert_allclose(out, expected, rtol=1e-4)

@@ -38,7 +38,8 @@ NO_GPU_NOISE = [
 
 # Runs in a child process, so that the lines still come out if TensorFlow aborts the parent.
 _FILTER = """
-import re, sys
+import re, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which flushes to us
 noise = re.compile(sys.argv[1].encode())
 for line in sys.stdin.buffer:
     if not noise.search(line):
