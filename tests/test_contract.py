@@ -18,6 +18,7 @@ from vae_contract import (
     METADATA_FILE,
     REQUIRED_SIGNATURES,
     SERVING_DEFAULT,
+    WARMUP_FILE,
     ModelMetadata,
     ScoreReference,
     Signature,
@@ -188,3 +189,24 @@ def test_percentile_of_interpolates_between_the_stored_percentiles():
     assert reference.percentile_of(200.0) == 100.0 and reference.percentile_of(1e9) == 100.0
     with pytest.raises(ValueError):
         reference.percentile_of(math.nan)
+
+
+def test_the_warm_up_file_holds_one_valid_request_per_signature(version_dir, signatures):
+    """TensorFlow Serving replays assets.extra/tf_serving_warmup_requests at load; each record
+    must be a PredictionLog whose request the signature accepts."""
+    prediction_log_pb2 = pytest.importorskip(
+        "tensorflow_serving.apis.prediction_log_pb2",
+        reason="tensorflow-serving-api (the train extra) writes the warm-up file",
+    )
+    records = tf.data.TFRecordDataset(str(version_dir / WARMUP_FILE))
+    called = []
+    for record in records:
+        entry = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        request = entry.predict_log.request
+        assert request.model_spec.name == "vae"
+        inputs = {name: tf.constant(tf.make_ndarray(proto))
+                  for name, proto in request.inputs.items()}
+        outputs = signatures[request.model_spec.signature_name](**inputs)
+        assert all(np.all(np.isfinite(value)) for value in outputs.values())
+        called.append(request.model_spec.signature_name)
+    assert sorted(called) == sorted(Signature)

@@ -31,6 +31,7 @@ from training.evaluate import EvalConfig, evaluate, format_figures
 from training.model import VAE, KLWarmup, build_vae
 from training.presets import Preset, PriorKind
 from training.stopping import stop_signals
+from training.warmup import write_warmup_file
 from vae_contract import DatasetInfo, ModelMetadata, PriorInfo
 
 log = logging.getLogger(__name__)
@@ -234,12 +235,14 @@ def export_version(
     train_examples: int,
     evaluation: EvalConfig | None,
 ) -> Path:
-    """Assemble the version in a staging folder (SavedModel, explorer references, evaluation
-    figures and pictures, metadata), then publish it; returns the version folder."""
+    """Assemble the version in a staging folder (SavedModel, TF Serving warm-up requests,
+    explorer references, evaluation figures and pictures, metadata), then publish it; returns
+    the version folder."""
     preset = trained.vae.preset
     x_test = mnist_data.to_float(mnist.x_test)
     with export.staging_folder(model_dir) as staging:
         export.write_savedmodel(staging, trained.vae, trained.prior, trained.digit_prior)
+        write_warmup_file(staging, preset.latent_dim, trained.digit_prior is not None)
         # The staged SavedModel itself: the references are what the service will compute.
         started = time.perf_counter()
         signatures = tf.saved_model.load(str(staging)).signatures
