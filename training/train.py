@@ -9,6 +9,7 @@ stopped at any point (even during the evaluation) continues with ``resume=True``
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import math
 import shutil
@@ -32,7 +33,7 @@ from training.model import VAE, KLWarmup, build_vae
 from training.presets import Preset, PriorKind
 from training.stopping import stop_signals
 from training.warmup import write_warmup_file
-from vae_contract import DatasetInfo, ModelMetadata, PriorInfo
+from vae_contract import IMAGE_SHAPE, DatasetInfo, ModelMetadata, PriorInfo
 
 log = logging.getLogger(__name__)
 TEST_BATCH = 1000
@@ -65,16 +66,22 @@ class RunPaths:
     def history_csv(self) -> Path:
         return self.logs / "history.csv"
 
-    def has_checkpoint(self) -> bool:
-        return (self.checkpoints / "training_metadata.json").is_file()
+    @property
+    def checkpoint_state(self) -> Path:
+        return self.checkpoints / "training_metadata.json"  # written by BackupAndRestore
 
-    def describe_checkpoint(self) -> str:
+    def has_checkpoint(self) -> bool:
+        return self.checkpoint_state.is_file()
+
+    def describe_checkpoint(self, epochs: int) -> str:
         """One line on what ``--resume`` will do with this run's checkpoint."""
         if self.has_checkpoint():
-            return f"Resuming from the checkpoint in {self.checkpoints}"
+            done = json.loads(self.checkpoint_state.read_text())["epoch"]
+            return (f"Resuming from the checkpoint in {self.checkpoints} "
+                    f"({done} of {epochs} epochs done)")
         name = self.key.rsplit("-", 1)[0]
         others = sorted(p.name for p in self.checkpoints.parent.glob(f"{name}-*")
-                        if p.is_dir() and p.name != self.checkpoints.name)
+                        if p.is_dir() and not p.name.startswith(self.key))
         note = f" ({', '.join(others)}: other configurations, not used)" if others else ""
         return f"No checkpoint of this configuration yet{note}; training from the start"
 
@@ -161,7 +168,7 @@ def fit(
     logs and the CSV log the metadata's history is read from."""
     resuming = resume and paths.has_checkpoint()
     if resume and chief:
-        print(paths.describe_checkpoint(), flush=True)
+        print(paths.describe_checkpoint(vae.preset.epochs), flush=True)
     if not resuming and paths.checkpoints.exists():
         shutil.rmtree(paths.checkpoints)
     callbacks: list[keras.callbacks.Callback] = [KLWarmup(vae.preset.kl_warmup_epochs)]
@@ -197,7 +204,7 @@ def single_device_copy(vae: VAE) -> VAE:
     """The trained weights in a model outside any distribution strategy: what follows
     training (priors, export, evaluation) then runs the same way for every strategy."""
     plain = VAE(vae.preset)
-    plain(tf.zeros([1, 28, 28]))
+    plain(tf.zeros([1, *IMAGE_SHAPE]))
     plain.encoder.set_weights(vae.encoder.get_weights())
     plain.decoder.set_weights(vae.decoder.get_weights())
     return plain
