@@ -12,7 +12,6 @@ published version and writes into a folder of the user's choice (versions are ne
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +22,7 @@ import tensorflow as tf
 
 from training import references, sample_quality
 from training.classifier import classify, load_classifier
-
-log = logging.getLogger(__name__)
+from vae_contract import Signature
 
 
 @dataclass(frozen=True)
@@ -46,7 +44,7 @@ def batched(fn, inputs: np.ndarray, batch: int) -> list[Any]:
 def likelihood(signatures, images: np.ndarray, k: int, seed: int) -> dict[str, float]:
     """Monte Carlo −ELBO and the IWAE bound −log p(x) ≤ ..., in nats per test digit (k is
     recorded as ``iwae_k``)."""
-    log_w = references.log_weights(signatures["log_weights"], images, k, seed)
+    log_w = references.log_weights(signatures[Signature.LOG_WEIGHTS], images, k, seed)
     iwae = references.iwae_estimates(log_w)
     return {
         "test_neg_elbo_mc": round(float(-log_w.mean()), 3),
@@ -69,21 +67,22 @@ def evaluate_signatures(
     started = time.perf_counter()
     figures: dict[str, Any] = {}
 
-    encoded = batched(lambda c: signatures["encode"](images=tf.constant(c)), x_test, 1000)
+    encoded = batched(lambda c: signatures[Signature.ENCODE](images=tf.constant(c)), x_test, 1000)
     mu = np.concatenate([e["mu"].numpy() for e in encoded])
     figures["active_units"] = active_units(mu)
     figures.update(likelihood(signatures, x_test[: config.iwae_examples], config.iwae_k,
                               config.seed))
 
+    decode = signatures[Signature.DECODE]
     recon = np.concatenate(
-        batched(lambda c: signatures["decode"](z=tf.constant(c))["images"].numpy(), mu, 1000)
+        batched(lambda c: decode(z=tf.constant(c))["images"].numpy(), mu, 1000)
     )
     recon_probs, _ = classify(classifier, recon)
     figures["reconstruction_class_kept"] = round(
         sample_quality.class_kept_share(recon_probs, y_test), 4
     )
 
-    out = signatures["sample"](
+    out = signatures[Signature.SAMPLE](
         count=tf.constant(config.samples), seed=tf.constant(config.seed, tf.int64),
         temperature=tf.constant(1.0),
     )
@@ -98,10 +97,10 @@ def evaluate_signatures(
     )
 
     arrays = {"samples": samples, "mu": mu, "recon": recon}
-    if "sample_digit" in signatures:
+    if Signature.SAMPLE_DIGIT in signatures:
         per_digit, digit_images = {}, []
         for digit in range(10):
-            out = signatures["sample_digit"](
+            out = signatures[Signature.SAMPLE_DIGIT](
                 count=tf.constant(config.samples_per_digit),
                 seed=tf.constant(config.seed + digit, tf.int64),
                 temperature=tf.constant(1.0), digit=tf.constant(digit),

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from vae_contract import REPORT_DIR  # noqa: E402
+from vae_contract import REPORT_DIR, Signature  # noqa: E402
 
 
 def tile(images: np.ndarray, nrow: int, pad: int = 2) -> np.ndarray:
@@ -46,7 +46,7 @@ def traversal(signatures, mu: np.ndarray, steps: int = 9, dims: int = 8) -> np.n
     codes = np.repeat(mu[:1], dims * steps, axis=0)
     for row, dim in enumerate(order):
         codes[row * steps : (row + 1) * steps, dim] += np.linspace(-2.5, 2.5, steps) * std[dim]
-    return signatures["decode"](z=tf.constant(codes))["images"].numpy()
+    return signatures[Signature.DECODE](z=tf.constant(codes))["images"].numpy()
 
 
 def latent_map(path: Path, mu: np.ndarray, labels: np.ndarray) -> Path:

@@ -33,7 +33,7 @@ from training.model import VAE, KLWarmup, build_vae
 from training.presets import Preset, PriorKind
 from training.stopping import stop_signals
 from training.warmup import write_warmup_file
-from vae_contract import IMAGE_SHAPE, DatasetInfo, ModelMetadata, PriorInfo
+from vae_contract import IMAGE_SHAPE, DatasetInfo, ModelMetadata, PriorInfo, Signature
 
 log = logging.getLogger(__name__)
 TEST_BATCH = 1000
@@ -253,7 +253,7 @@ def export_version(
         # The staged SavedModel itself: the references are what the service will compute.
         started = time.perf_counter()
         signatures = tf.saved_model.load(str(staging)).signatures
-        score_reference = references.score_reference(signatures["log_weights"], x_test)
+        score_reference = references.score_reference(signatures[Signature.LOG_WEIGHTS], x_test)
         latent_axes = references.latent_axes(trained.codes)
         log.info("explorer references computed in %.1f s", time.perf_counter() - started)
         figures = {}
