@@ -19,7 +19,11 @@ from vae_contract import METADATA_FILE, list_versions, model_base
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``vae-eval``."""
-    parser = argparse.ArgumentParser(prog="vae-eval", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="vae-eval",
+        description="Evaluate a published model version again (it is never changed: the figures "
+        "are printed, and written with the pictures to --output).",
+    )
     parser.add_argument("--model-dir", type=Path, default=Path("model"),
                         help="base folder holding vae/<version>/")
     parser.add_argument("--version", type=int, help="version to evaluate (default: newest)")
