@@ -40,7 +40,8 @@ class Signature(StrEnum):
     - ``sample_batch``: ``seeds`` int64 [N], ``indices`` int64 [N], ``temperatures`` float32
       [N], ``digits`` int32 [N] (``ANY_DIGIT``: any) -> ``latents``, ``images``
     - ``log_weights``: ``images`` [N, 28, 28], ``samples`` int32, ``seed`` int64 ->
-      ``log_weights`` [N, samples] (log p(x|z) + log p(z) - log q(z|x), z ~ q(z|x))
+      ``log_weights`` [N, samples] (log p(x|z) + log p(z) - log q(z|x), z ~ q(z|x)); the draws
+      are keyed by ``seed`` alone, so a row does not depend on the other rows of the call
     """
 
     DECODE = "decode"
