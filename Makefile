@@ -100,8 +100,8 @@ vendor-docs: ## Fetch the pinned Swagger UI and ReDoc files for /docs and /redoc
 lint: install-dev ## Ruff checks
 	$(BIN)/ruff check app training tests benchmarks
 
-eval: install ## Evaluate the newest model again (report, pictures, metadata)
-	$(BIN)/vae-eval --model-dir $(MODEL_DIR) --data-dir $(DATA_DIR)
+eval: install ## Evaluate the newest model again (figures and pictures into runs/eval/)
+	$(BIN)/vae-eval --model-dir $(MODEL_DIR) --data-dir $(DATA_DIR) --output runs/eval
 
 classifier: data ## Retrain the evaluation classifier shipped in training/assets/
 	$(BIN)/python -m training.classifier --data-dir $(DATA_DIR)

@@ -14,9 +14,10 @@ import shutil
 import time
 from pathlib import Path
 
-from training.evaluate import EvalConfig, evaluate_export
+from training.evaluate import EvalConfig
 from training.presets import get_preset
 from training.train import train
+from vae_contract import REPORT_DIR, ModelMetadata
 
 ROWS = [
     ("training_seconds", "training time (s)", "{:.0f}"),
@@ -33,17 +34,17 @@ ROWS = [
 
 
 def run(preset_name: str, out: Path, data_dir: str | None, config: EvalConfig) -> dict:
-    """Train, export and evaluate one preset; returns its figures."""
+    """Train, evaluate and export one preset; returns its figures."""
     started = time.perf_counter()
-    version_dir = train(get_preset(preset_name), out / preset_name, data_dir)
-    metadata = json.loads((version_dir / "metadata.json").read_text())
-    figures = evaluate_export(version_dir, data_dir, config)
+    version_dir = train(get_preset(preset_name), out / preset_name, data_dir, evaluation=config)
+    assert version_dir is not None
+    metadata = ModelMetadata.read(version_dir)
     return {
         "version_dir": str(version_dir),
         "wall_seconds": round(time.perf_counter() - started, 1),
-        "training_seconds": metadata["training_seconds"],
-        **metadata["metrics"],
-        **figures,
+        "training_seconds": metadata.training_seconds,
+        **metadata.metrics,
+        **metadata.evaluation,
     }
 
 
@@ -91,7 +92,7 @@ def main() -> None:
     if args.pictures:
         args.pictures.mkdir(parents=True, exist_ok=True)
         for name, result in results.items():
-            for picture in (Path(result["version_dir"]) / "report").glob("*.png"):
+            for picture in (Path(result["version_dir"]) / REPORT_DIR).glob("*.png"):
                 shutil.copy(picture, args.pictures / f"{name}-{picture.name}")
 
 

@@ -24,14 +24,22 @@ def mnist(data_dir):
     return load_mnist(data_dir)
 
 
+# A small evaluation (seconds), so the fixture model is published as `vae-train` publishes one:
+# with evaluation figures and report pictures.
+SMALL_EVALUATION = {"iwae_k": 50, "iwae_examples": 200, "samples": 1000, "samples_per_digit": 100}
+
+
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory, data_dir) -> Path:
-    """A real model: the `tiny` preset trained on 20,000 real MNIST digits, exported."""
+    """A real model: the `tiny` preset trained on 20,000 real MNIST digits, evaluated (small
+    settings) and exported."""
+    from training.evaluate import EvalConfig
     from training.presets import get_preset
     from training.train import train
 
     base = tmp_path_factory.mktemp("model")
-    train(get_preset("tiny").override(epochs=3), base, data_dir, train_limit=20000)
+    train(get_preset("tiny").override(epochs=3), base, data_dir, train_limit=20000,
+          evaluation=EvalConfig(**SMALL_EVALUATION))
     return base
 
 

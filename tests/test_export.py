@@ -1,21 +1,22 @@
-"""The SavedModel contract: signatures, versions, metadata, and a fresh process that loads it
-with plain TensorFlow and gets the same outputs as the model in memory."""
+"""The exported SavedModel's behaviour: versions, a fresh process that loads it with plain
+TensorFlow and gets the same outputs as the model in memory, sampling and log weights."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from training import prior as priors
-from training.export import existing_versions, export_model
 from training.model import build_vae
-from training.presets import get_preset
+from training.presets import Preset, get_preset
+from training.train import Trained, export_version
+from vae_contract import ANY_DIGIT, ModelMetadata, list_versions
 
 RELOAD_SCRIPT = textwrap.dedent(
     """
@@ -36,43 +37,40 @@ RELOAD_SCRIPT = textwrap.dedent(
 )
 
 
+def export_untrained(
+    base: Path, mnist, preset: Preset, prior: priors.MixturePrior,
+    digit_prior: priors.MixturePrior | None,
+) -> tuple[Trained, Path]:
+    """An untrained VAE published the way `vae-train` publishes one (without evaluation)."""
+    vae = build_vae(preset, steps_per_epoch=1)
+    codes = np.random.default_rng(0).normal(size=(100, preset.latent_dim))
+    history = {"val_loss": [500.0], "val_reconstruction": [490.0], "val_kl": [10.0]}
+    trained = Trained(vae, prior, digit_prior, codes, history, seconds=0.0)
+    return trained, export_version(base, trained, mnist, train_examples=0, evaluation=None)
+
+
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, mnist):
     """An untrained tiny VAE with a fitted per-digit prior, exported twice."""
     preset = get_preset("tiny").override(components_per_digit=2)
-    vae = build_vae(preset, steps_per_epoch=1)
     rng = np.random.default_rng(0)
     digit_prior = priors.fit_per_digit(
         rng.normal(size=(400, preset.latent_dim)), np.repeat(np.arange(10), 40), 2, seed=0
     )
     base = tmp_path_factory.mktemp("export")
-    first = export_model(vae, digit_prior, digit_prior, base, {"preset": "tiny"})
-    second = export_model(vae, digit_prior, digit_prior, base, {"preset": "tiny"})
-    return vae, digit_prior, base, first, second
+    trained, first = export_untrained(base, mnist, preset, digit_prior, digit_prior)
+    _, second = export_untrained(base, mnist, preset, digit_prior, digit_prior)
+    return trained.vae, digit_prior, base, first, second
 
 
 def test_versions_are_next_integers_with_metadata_and_no_leftovers(exported):
     _, _, base, first, second = exported
     assert (first.name, second.name) == ("1", "2")
-    assert existing_versions(base / "vae") == [1, 2]
+    assert list_versions(base / "vae") == [1, 2]
     assert sorted(p.name for p in (base / "vae").iterdir()) == ["1", "2"]  # no staging dirs
-    metadata = json.loads((second / "metadata.json").read_text())
-    assert metadata["version"] == 2 and metadata["name"] == "vae"
+    metadata = ModelMetadata.read(second)
+    assert metadata.name == "vae" and metadata.preset == "tiny" and metadata.evaluation == {}
     assert (second / "saved_model.pb").is_file()
-
-
-def test_signatures_have_the_documented_shapes(exported):
-    loaded = tf.saved_model.load(str(exported[3]))
-    assert set(loaded.signatures) >= {"decode", "encode", "sample", "sample_digit",
-                                      "serving_default"}
-    decode_inputs = loaded.signatures["decode"].structured_input_signature[1]
-    assert decode_inputs["z"].shape.as_list() == [None, 20]
-    outputs = loaded.signatures["sample"](
-        count=tf.constant(3), seed=tf.constant(1, tf.int64), temperature=tf.constant(1.0)
-    )
-    assert outputs["images"].shape == (3, 28, 28)
-    images = outputs["images"].numpy()
-    assert images.min() >= 0.0 and images.max() <= 1.0
 
 
 def test_reloaded_in_a_fresh_process_matches_the_model_in_memory(exported, tmp_path):
@@ -98,7 +96,7 @@ def test_reloaded_in_a_fresh_process_matches_the_model_in_memory(exported, tmp_p
     np.testing.assert_allclose(out["images"], expected_images, rtol=1e-5, atol=1e-6)
     # Stateless sampling: the same seed gives the same codes in another process.
     sampler = priors.Sampler(digit_prior, digit_prior)
-    expected_sample = sampler.sample(5, tf.constant(7, tf.int64), 1.0, priors.ANY_DIGIT)
+    expected_sample = sampler.sample(5, tf.constant(7, tf.int64), 1.0, ANY_DIGIT)
     np.testing.assert_allclose(out["sample"], expected_sample.numpy(), rtol=1e-5, atol=1e-5)
     expected_digit = sampler.sample(5, tf.constant(7, tf.int64), 0.5, 3)
     np.testing.assert_allclose(out["digit"], expected_digit.numpy(), rtol=1e-5, atol=1e-5)
@@ -115,7 +113,7 @@ def test_digit_sampling_uses_only_that_digits_components():
     z = sampler.sample(200, tf.constant(3, tf.int64), 1.0, 7).numpy()
     assert np.all(np.abs(z[:, 0] - 70) < 2)
     # Without a digit, rows come from the sampling prior (here N(0, I)), not the digits'.
-    z = sampler.sample(200, tf.constant(3, tf.int64), 1.0, priors.ANY_DIGIT).numpy()
+    z = sampler.sample(200, tf.constant(3, tf.int64), 1.0, ANY_DIGIT).numpy()
     assert np.abs(z.mean(axis=0)).max() < 0.3 and 0.8 < z.std() < 1.2
     density = priors.log_density(prior, tf.constant(z)).numpy()
     assert np.all(np.isfinite(density))
@@ -130,6 +128,16 @@ def test_log_weights_give_an_iwae_bound_tighter_than_the_elbo(exported):
     assert out.shape == (3, 50) and np.all(np.isfinite(out))
     iwae = np.logaddexp.reduce(out, axis=1) - np.log(50)
     assert np.all(iwae >= out.mean(axis=1))
+
+
+def test_an_images_log_weights_are_the_same_alone_or_in_a_batch(exported):
+    """What lets a server merge score requests: the draws depend on the seed only."""
+    signature = tf.saved_model.load(str(exported[3])).signatures["log_weights"]
+    images = np.random.default_rng(3).uniform(size=(5, 28, 28)).astype(np.float32)
+    inputs = {"samples": tf.constant(20), "seed": tf.constant(4, tf.int64)}
+    together = signature(images=tf.constant(images), **inputs)["log_weights"].numpy()
+    alone = signature(images=tf.constant(images[3:4]), **inputs)["log_weights"].numpy()
+    np.testing.assert_allclose(alone[0], together[3], rtol=1e-5)
 
 
 def test_sample_batch_rows_equal_the_requests_drawn_alone(exported):
@@ -155,10 +163,10 @@ def test_sample_batch_rows_equal_the_requests_drawn_alone(exported):
         start += count
 
 
-def test_sample_batch_refuses_a_digit_the_model_cannot_draw(tmp_path):
+def test_sample_batch_refuses_a_digit_the_model_cannot_draw(tmp_path, mnist):
     preset = get_preset("tiny").override(components_per_digit=0, prior="standard")
-    vae = build_vae(preset, steps_per_epoch=1)
-    version = export_model(vae, priors.standard_normal(preset.latent_dim), None, tmp_path, {})
+    _, version = export_untrained(tmp_path, mnist, preset,
+                                  priors.standard_normal(preset.latent_dim), None)
     loaded = tf.saved_model.load(str(version))
     assert "sample_digit" not in loaded.signatures
     inputs = {"seeds": tf.constant([1], tf.int64), "indices": tf.constant([0], tf.int64),

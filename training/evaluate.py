@@ -5,13 +5,13 @@ active latent units. Sample quality, judged by the project's own MNIST classifie
 random samples classified with confidence > 0.9, an Inception-style score, the Fréchet
 distance to the test set in the classifier's feature space, per-digit accuracy of
 digit-conditional samples, and the share of test digits whose reconstruction keeps its class.
-Figures go into the export's metadata; pictures into ``<version>/report/``.
+``vae-train`` runs it on the staged export before publishing it, so the figures land in the
+version's metadata and the pictures in its ``report/``; ``vae-eval`` runs it again on a
+published version and writes into a folder of the user's choice (versions are never changed).
 """
 
 from __future__ import annotations
 
-import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +20,9 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from training import sample_quality
+from training import references, sample_quality
 from training.classifier import classify, load_classifier
-from training.data import load_mnist, to_float
-from training.export import update_metadata
-
-log = logging.getLogger(__name__)
+from vae_contract import Signature
 
 
 @dataclass(frozen=True)
@@ -45,20 +42,12 @@ def batched(fn, inputs: np.ndarray, batch: int) -> list[Any]:
 
 
 def likelihood(signatures, images: np.ndarray, k: int, seed: int) -> dict[str, float]:
-    """Monte Carlo −ELBO and the IWAE bound −log p(x) ≤ ..., in nats per test digit."""
-    per_call = max(1, 20000 // k)  # bounds memory: per_call × k decoded images at once
-
-    def weights(chunk: np.ndarray) -> np.ndarray:
-        out = signatures["log_weights"](
-            images=tf.constant(chunk), samples=tf.constant(k), seed=tf.constant(seed, tf.int64)
-        )
-        return out["log_weights"].numpy().astype(np.float64)
-
-    log_w = np.concatenate(batched(weights, images, per_call))
-    iwae = np.logaddexp.reduce(log_w, axis=1) - math.log(k)
+    """Monte Carlo −ELBO and the IWAE bound −log p(x) ≤ ..., in nats per test digit (k is
+    recorded as ``iwae_k``)."""
+    log_w = references.log_weights(signatures[Signature.LOG_WEIGHTS], images, k, seed)
+    iwae = references.iwae_estimates(log_w)
     return {
         "test_neg_elbo_mc": round(float(-log_w.mean()), 3),
-        f"test_nll_iwae_k{k}": round(float(-iwae.mean()), 3),
         "test_nll_iwae": round(float(-iwae.mean()), 3),
         "iwae_k": k,
         "iwae_examples": len(images),
@@ -78,21 +67,22 @@ def evaluate_signatures(
     started = time.perf_counter()
     figures: dict[str, Any] = {}
 
-    encoded = batched(lambda c: signatures["encode"](images=tf.constant(c)), x_test, 1000)
+    encoded = batched(lambda c: signatures[Signature.ENCODE](images=tf.constant(c)), x_test, 1000)
     mu = np.concatenate([e["mu"].numpy() for e in encoded])
     figures["active_units"] = active_units(mu)
     figures.update(likelihood(signatures, x_test[: config.iwae_examples], config.iwae_k,
                               config.seed))
 
+    decode = signatures[Signature.DECODE]
     recon = np.concatenate(
-        batched(lambda c: signatures["decode"](z=tf.constant(c))["images"].numpy(), mu, 1000)
+        batched(lambda c: decode(z=tf.constant(c))["images"].numpy(), mu, 1000)
     )
     recon_probs, _ = classify(classifier, recon)
     figures["reconstruction_class_kept"] = round(
         sample_quality.class_kept_share(recon_probs, y_test), 4
     )
 
-    out = signatures["sample"](
+    out = signatures[Signature.SAMPLE](
         count=tf.constant(config.samples), seed=tf.constant(config.seed, tf.int64),
         temperature=tf.constant(1.0),
     )
@@ -107,10 +97,10 @@ def evaluate_signatures(
     )
 
     arrays = {"samples": samples, "mu": mu, "recon": recon}
-    if "sample_digit" in signatures:
+    if Signature.SAMPLE_DIGIT in signatures:
         per_digit, digit_images = {}, []
         for digit in range(10):
-            out = signatures["sample_digit"](
+            out = signatures[Signature.SAMPLE_DIGIT](
                 count=tf.constant(config.samples_per_digit),
                 seed=tf.constant(config.seed + digit, tf.int64),
                 temperature=tf.constant(1.0), digit=tf.constant(digit),
@@ -126,23 +116,23 @@ def evaluate_signatures(
     return figures, arrays
 
 
-def evaluate_export(
-    version_dir: Path | str, data_dir: Path | str | None = None, config: EvalConfig | None = None
+def evaluate(
+    signatures,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    config: EvalConfig,
+    out_dir: Path | str | None,
+    history: dict[str, list[float]],
 ) -> dict[str, Any]:
-    """Evaluate an export, write its report pictures, and merge the figures into its metadata."""
-    config = config or EvalConfig()
-    version_dir = Path(version_dir)
-    mnist = load_mnist(data_dir)
-    x_test, y_test = to_float(mnist.x_test), mnist.y_test
-    loaded = tf.saved_model.load(str(version_dir))
-    figures, arrays = evaluate_signatures(loaded.signatures, x_test, y_test, config)
-    if config.pictures:
+    """Evaluate a model through its signatures; with ``out_dir`` and ``config.pictures``, draw
+    the report into ``out_dir/report/`` (listed under "pictures", relative to ``out_dir``)."""
+    figures, arrays = evaluate_signatures(signatures, x_test, y_test, config)
+    if out_dir is not None and config.pictures:
         from training import report  # matplotlib only when drawing
 
-        pictures = report.draw_all(version_dir, loaded.signatures, x_test, y_test, arrays)
-        figures["pictures"] = sorted(str(p.relative_to(version_dir)) for p in pictures)
-    update_metadata(version_dir, evaluation=figures)
-    print(format_figures(figures), flush=True)
+        out_dir = Path(out_dir)
+        pictures = report.draw_all(out_dir, signatures, x_test, y_test, arrays, history)
+        figures["pictures"] = sorted(str(p.relative_to(out_dir)) for p in pictures)
     return figures
 
 

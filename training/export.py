@@ -1,81 +1,54 @@
-"""Export the trained VAE as a versioned SavedModel: ``<model-dir>/vae/<version>/``.
+"""Export wiring: the trained VAE as a SavedModel, published as ``<model-dir>/vae/<version>/``.
 
-Signatures (the contract with the service; loadable with plain ``tf.saved_model.load``):
-
-- ``decode`` (also ``serving_default``): ``z`` float32 [N, D] -> ``images`` float32 [N, 28, 28]
-- ``encode``: ``images`` float32 [N, 28, 28] in [0, 1] -> ``mu``, ``sigma``, ``log_var`` [N, D]
-- ``sample``: ``count`` int32 [], ``seed`` int64 [], ``temperature`` float32 []
-  -> ``latents`` [count, D], ``images`` [count, 28, 28]; stateless, so a seed is reproducible
-- ``sample_digit``: as ``sample`` plus ``digit`` int32 [] (0..9); only when the model has a
-  per-digit prior.
-- ``sample_batch``: one row per image, ``seeds`` int64 [N], ``indices`` int64 [N],
-  ``temperatures`` float32 [N], ``digits`` int32 [N] (-1: any digit) -> ``latents``, ``images``.
-  Row i equals image ``indices[i]`` of ``sample`` (or ``sample_digit``) with ``seeds[i]``: what
-  a server needs to answer many requests with one call.
-- ``log_weights``: ``images`` [N, 28, 28], ``samples`` int32 [], ``seed`` int64 []
-  -> ``log_weights`` [N, samples] = log p(x|z) + log p(z) − log q(z|x), z ~ q(z|x), under the
-  prior that ``sample`` draws from: the ELBO is their mean, the IWAE bound their log-mean-exp.
-
-``metadata.json`` sits beside ``saved_model.pb``. The version folder is written under a
-temporary name and renamed into place, so readers never see half a model.
+The signatures (names, inputs, outputs) are those of ``vae_contract.Signature``; the maths
+behind them lives in ``training.model`` and ``training.prior``. A version is assembled in a
+staging folder (``.export-*``, which readers ignore), made world-readable, then renamed to the
+next version number in one step: a reader never sees half a version, and nothing writes into a
+published version afterwards.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from training import prior as priors
-from training.model import IMAGE_SHAPE, N_PIXELS, VAE
+from training.model import VAE, importance_log_weights
+from vae_contract import ANY_DIGIT, IMAGE_SHAPE, Signature, list_versions, model_base
 
-MODEL_NAME = "vae"
-METADATA_FILE = "metadata.json"
-
-
-def existing_versions(model_base: Path) -> list[int]:
-    """Numeric version folders under ``<model-dir>/vae`` (TF Serving's layout), ascending."""
-    if not model_base.is_dir():
-        return []
-    return sorted(int(p.name) for p in model_base.iterdir() if p.is_dir() and p.name.isdigit())
+STAGING_PREFIX = ".export-"
 
 
 def build_archive(
     vae: VAE, prior: priors.MixturePrior, digit_prior: priors.MixturePrior | None
 ) -> keras.export.ExportArchive:
-    """The SavedModel's endpoints, as tf.functions over the trained encoder and decoder."""
-    d = vae.preset.latent_dim
+    """The SavedModel's signatures as functions of the trained encoder, decoder and priors."""
     encoder, decoder = vae.encoder, vae.decoder
-    scalar = {
-        "count": tf.TensorSpec([], tf.int32, name="count"),
-        "seed": tf.TensorSpec([], tf.int64, name="seed"),
-        "temperature": tf.TensorSpec([], tf.float32, name="temperature"),
-    }
+    sampler = priors.Sampler(prior, digit_prior)
+    images_spec = tf.TensorSpec([None, *IMAGE_SHAPE], tf.float32, name="images")
+    count = tf.TensorSpec([], tf.int32, name="count")
+    seed = tf.TensorSpec([], tf.int64, name="seed")
+    temperature = tf.TensorSpec([], tf.float32, name="temperature")
 
-    def images_from(z: tf.Tensor) -> tf.Tensor:
-        return tf.sigmoid(decoder(z, training=False))
+    def sampled(z):
+        return {"latents": z, "images": tf.sigmoid(decoder(z, training=False))}
 
     def decode(z):
-        return {"images": images_from(z)}
+        return {"images": tf.sigmoid(decoder(z, training=False))}
 
     def encode(images):
         mu, log_var = encoder(images, training=False)
         return {"mu": mu, "sigma": tf.exp(0.5 * log_var), "log_var": log_var}
 
-    sampler = priors.Sampler(prior, digit_prior)
-
-    def sampled(z):
-        return {"latents": z, "images": images_from(z)}
-
     def sample(count, seed, temperature):
-        return sampled(sampler.sample(count, seed, temperature, priors.ANY_DIGIT))
+        return sampled(sampler.sample(count, seed, temperature, ANY_DIGIT))
 
     def sample_digit(count, seed, temperature, digit):
         tf.debugging.assert_greater_equal(digit, 0, message="digit must be 0..9")
@@ -85,34 +58,24 @@ def build_archive(
         return sampled(sampler.rows(seeds, indices, temperatures, digits))
 
     def log_weights(images, samples, seed):
-        mu, log_var = encoder(images, training=False)
-        seed = tf.stack([seed, tf.constant(3, tf.int64)])
-        epsilon = tf.random.stateless_normal(tf.concat([[samples], tf.shape(mu)], 0), seed=seed)
-        z = mu + tf.exp(0.5 * log_var) * epsilon  # [samples, N, D]
-        logits = decoder(tf.reshape(z, [-1, d]), training=False)
-        logits = tf.reshape(logits, [samples, -1, N_PIXELS])
-        pixels = tf.reshape(images, [1, -1, N_PIXELS]) * tf.ones_like(logits)
-        log_px = -tf.reduce_sum(
-            tf.nn.sigmoid_cross_entropy_with_logits(labels=pixels, logits=logits), axis=-1
-        )
-        log_qz = -0.5 * tf.reduce_sum(
-            tf.square(epsilon) + log_var + tf.math.log(2 * np.pi), axis=-1
-        )
-        return {"log_weights": tf.transpose(log_px + priors.log_density(prior, z) - log_qz)}
+        def log_prior(z):
+            return priors.log_density(prior, z)
+
+        weights = importance_log_weights(encoder, decoder, log_prior, images, samples, seed)
+        return {"log_weights": weights}
 
     archive = keras.export.ExportArchive()
     archive.track(encoder)
     archive.track(decoder)
     # The first endpoint also becomes "serving_default" (what TF Serving calls by default).
-    archive.add_endpoint("decode", decode, [tf.TensorSpec([None, d], tf.float32, name="z")])
     archive.add_endpoint(
-        "encode", encode, [tf.TensorSpec([None, *IMAGE_SHAPE], tf.float32, name="images")]
+        Signature.DECODE, decode,
+        [tf.TensorSpec([None, vae.preset.latent_dim], tf.float32, name="z")],
     )
+    archive.add_endpoint(Signature.ENCODE, encode, [images_spec])
+    archive.add_endpoint(Signature.SAMPLE, sample, [count, seed, temperature])
     archive.add_endpoint(
-        "sample", sample, [scalar["count"], scalar["seed"], scalar["temperature"]]
-    )
-    archive.add_endpoint(
-        "sample_batch",
+        Signature.SAMPLE_BATCH,
         sample_batch,
         [
             tf.TensorSpec([None], tf.int64, name="seeds"),
@@ -122,57 +85,63 @@ def build_archive(
         ],
     )
     archive.add_endpoint(
-        "log_weights",
-        log_weights,
-        [
-            tf.TensorSpec([None, *IMAGE_SHAPE], tf.float32, name="images"),
-            tf.TensorSpec([], tf.int32, name="samples"),
-            tf.TensorSpec([], tf.int64, name="seed"),
-        ],
+        Signature.LOG_WEIGHTS, log_weights,
+        [images_spec, tf.TensorSpec([], tf.int32, name="samples"), seed],
     )
     if digit_prior is not None:
         archive.add_endpoint(
-            "sample_digit",
-            sample_digit,
-            [*scalar.values(), tf.TensorSpec([], tf.int32, name="digit")],
+            Signature.SAMPLE_DIGIT, sample_digit,
+            [count, seed, temperature, tf.TensorSpec([], tf.int32, name="digit")],
         )
     return archive
 
 
-def export_model(
+@contextmanager
+def staging_folder(model_dir: Path | str) -> Iterator[Path]:
+    """A new empty ``<model_dir>/vae/.export-*/`` folder, removed on leaving the block unless
+    ``publish`` renamed it into a version."""
+    base = model_base(model_dir)
+    base.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=base))
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_savedmodel(
+    folder: Path,
     vae: VAE,
     prior: priors.MixturePrior,
     digit_prior: priors.MixturePrior | None,
-    model_dir: Path,
-    metadata: dict[str, Any],
-) -> Path:
-    """Write ``<model_dir>/vae/<next version>/`` atomically and return its path."""
-    base = Path(model_dir) / MODEL_NAME
-    base.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=base))
-    try:
-        build_archive(vae, prior, digit_prior).write_out(str(staging), verbose=False)
-        while True:
-            version = (existing_versions(base) or [0])[-1] + 1
-            target = base / str(version)
-            full_metadata = {"name": MODEL_NAME, "version": version, **metadata}
-            (staging / METADATA_FILE).write_text(json.dumps(full_metadata, indent=2) + "\n")
-            try:
-                os.rename(staging, target)  # atomic; fails if another run took the number
-                return target
-            except OSError:
-                if not target.exists():
-                    raise
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+) -> None:
+    """Write the SavedModel (``saved_model.pb``, ``variables/``) into ``folder``."""
+    build_archive(vae, prior, digit_prior).write_out(str(folder), verbose=False)
 
 
-def update_metadata(version_dir: Path, **fields: Any) -> None:
-    """Merge fields into an export's metadata.json (written via a temp file + rename)."""
-    path = Path(version_dir) / METADATA_FILE
-    metadata = json.loads(path.read_text())
-    metadata.update(fields)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(metadata, indent=2) + "\n")
-    os.replace(tmp, path)
+def make_readable(folder: Path) -> None:
+    """Folders 0755, files 0644 (mkdtemp makes 0700): a model trained on the host must be
+    readable by a container's non-root user."""
+    folder.chmod(0o755)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o755)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o644)
+
+
+def publish(staging: Path) -> Path:
+    """Rename the complete ``staging`` folder to the next version number and return it.
+
+    The rename is atomic; when another run takes the number first, the next one is tried.
+    """
+    make_readable(staging)
+    base = staging.parent
+    while True:
+        target = base / str((list_versions(base) or [0])[-1] + 1)
+        try:
+            os.rename(staging, target)
+            return target
+        except OSError:
+            if not target.exists():
+                raise

@@ -1,14 +1,35 @@
-"""The variational autoencoder: MLP encoder and decoder, reparameterised sampling, −ELBO loss."""
+"""The variational autoencoder: MLP encoder and decoder, reparameterised sampling, −ELBO loss,
+and the importance weights behind the likelihood bounds (the ``log_weights`` signature)."""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Callable
 
 import keras
 import tensorflow as tf
 
-from training.presets import Preset
+from training.presets import LrSchedule, Preset
+from vae_contract import IMAGE_SHAPE
 
-IMAGE_SHAPE = (28, 28)
 N_PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
+LOG_2PI = math.log(2 * math.pi)
+
+
+def bernoulli_log_likelihood(images: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """log p(x|z) of grey levels x in [0, 1] under Bernoulli pixels with these logits, summed
+    over the pixels: −Σ sigmoid cross-entropy. ``images`` [N, 28, 28] broadcast against
+    ``logits`` [..., N, 28, 28]; the result is [..., N]."""
+    images = tf.broadcast_to(images, tf.shape(logits))
+    xent = tf.nn.sigmoid_cross_entropy_with_logits(labels=images, logits=logits)
+    return -tf.reduce_sum(xent, axis=[-2, -1])
+
+
+def gaussian_log_density(z: tf.Tensor, mu: tf.Tensor, log_var: tf.Tensor) -> tf.Tensor:
+    """log N(z; μ, diag exp γ), γ = log σ², summed over the last axis."""
+    return -0.5 * tf.reduce_sum(
+        tf.square(z - mu) * tf.exp(-log_var) + log_var + LOG_2PI, axis=-1
+    )
 
 
 def negative_elbo_terms(
@@ -19,12 +40,41 @@ def negative_elbo_terms(
     reconstruction = Σ_pixels sigmoid cross-entropy(x, logits)  (Bernoulli likelihood of grey
     levels, as in the seed model); KL(q(z|x) || N(0, I)) = ½ Σ (exp γ + μ² − 1 − γ), γ = log σ².
     """
-    images = tf.reshape(images, [-1, N_PIXELS])
-    logits = tf.reshape(logits, [-1, N_PIXELS])
-    xent = tf.nn.sigmoid_cross_entropy_with_logits(labels=images, logits=logits)
-    reconstruction = tf.reduce_sum(xent, axis=-1)
+    images = tf.reshape(images, [-1, *IMAGE_SHAPE])
+    logits = tf.reshape(logits, [-1, *IMAGE_SHAPE])
+    reconstruction = -bernoulli_log_likelihood(images, logits)
     kl = 0.5 * tf.reduce_sum(tf.exp(log_var) + tf.square(mu) - 1.0 - log_var, axis=-1)
     return reconstruction, kl
+
+
+def importance_log_weights(
+    encoder: keras.Model,
+    decoder: keras.Model,
+    log_prior: Callable[[tf.Tensor], tf.Tensor],
+    images: tf.Tensor,
+    samples: tf.Tensor | int,
+    seed: tf.Tensor | int,
+) -> tf.Tensor:
+    """log w = log p(x|z) + log p(z) − log q(z|x) for ``samples`` draws z ~ q(z|x) per image:
+    [N, samples]. Their mean is a Monte Carlo ELBO; their log-mean-exp the IWAE estimate of
+    log p(x) (Burda et al., 2016), a lower bound that tightens as ``samples`` grows.
+
+    The draws are keyed by ``seed`` alone and shared by every image (z_i = μ_i + σ_i ε), so an
+    image's weights do not depend on the other images in the call: scoring it alone or in a
+    batch gives the same numbers, which lets a server merge requests.
+    """
+    mu, log_var = encoder(images, training=False)
+    # Stateless ops take a two-number key; the second half is free, so it is 0.
+    key = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
+    epsilon = tf.random.stateless_normal(tf.stack([samples, 1, tf.shape(mu)[1]]), seed=key)
+    z = mu + tf.exp(0.5 * log_var) * epsilon  # [samples, N, D]
+    logits = decoder(tf.reshape(z, [-1, tf.shape(mu)[1]]), training=False)
+    logits = tf.reshape(logits, tf.concat([tf.shape(z)[:2], IMAGE_SHAPE], axis=0))
+    log_w = (
+        bernoulli_log_likelihood(images, logits) + log_prior(z)
+        - gaussian_log_density(z, mu, log_var)
+    )
+    return tf.transpose(log_w)
 
 
 def build_encoder(preset: Preset) -> keras.Model:
@@ -58,9 +108,10 @@ def build_decoder(preset: Preset) -> keras.Model:
 class VAE(keras.Model):
     """Encoder + decoder trained on −ELBO; reports loss (−ELBO), reconstruction and KL.
 
-    The optimised loss is the batch mean of −ELBO (with the KL term scaled by ``kl_weight``
-    during warm-up). The seed model summed over the batch instead; Adam is invariant to that
-    constant factor, so the two train the same way while the mean compares across batch sizes.
+    The optimised loss is the mean of −ELBO over the global batch (with the KL term scaled by
+    ``kl_weight`` during warm-up). The seed model summed over the batch instead; Adam is
+    invariant to that constant factor, so the two train the same way while the mean compares
+    across batch sizes.
     """
 
     def __init__(self, preset: Preset, **kwargs):
@@ -78,10 +129,18 @@ class VAE(keras.Model):
     def metrics(self) -> list[keras.metrics.Metric]:
         return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
 
+    def _epsilon(self, shape: tf.Tensor) -> tf.Tensor:
+        """N(0, I) noise. Under a distribution strategy every replica would draw the same
+        numbers from the shared seed (measured), so the replica's number is folded in."""
+        key = tf.cast(self.noise.next(), tf.int64)
+        replica = tf.distribute.get_replica_context()
+        if replica is not None and replica.num_replicas_in_sync > 1:
+            key = tf.random.experimental.stateless_fold_in(key, replica.replica_id_in_sync_group)
+        return tf.random.stateless_normal(shape, seed=key)
+
     def call(self, images: tf.Tensor, training: bool = False):
         mu, log_var = self.encoder(images, training=training)
-        epsilon = keras.random.normal(tf.shape(mu), seed=self.noise)
-        z = mu + tf.exp(0.5 * log_var) * epsilon
+        z = mu + tf.exp(0.5 * log_var) * self._epsilon(tf.shape(mu))
         return self.decoder(z, training=training), mu, log_var
 
     def _terms(self, images: tf.Tensor, training: bool):
@@ -92,12 +151,23 @@ class VAE(keras.Model):
         self.loss_tracker.update_state(reconstruction + kl)
         self.reconstruction_tracker.update_state(reconstruction)
         self.kl_tracker.update_state(kl)
-        return {m.name: m.result() for m in self.metrics}
+        results = {m.name: m.result() for m in self.metrics}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras 3 averages a multi-worker step's outputs with strategy.reduce(..., axis=0),
+            # which fails on scalars (tensorflow/tensorflow#72388): one-element vectors work.
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
 
     def train_step(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         with tf.GradientTape() as tape:
             reconstruction, kl = self._terms(images, training=True)
-            loss = tf.reduce_mean(reconstruction + self.kl_weight * kl)
+            # Each replica sees an equal share of the global batch and the optimizer sums the
+            # replicas' gradients: dividing the share's mean by the number of replicas makes
+            # the sum the global batch's mean (as Keras' own train_step does). Without it the
+            # step would grow with the replicas. tf.nn.compute_average_loss does the same, but
+            # its assert makes XLA warn at every compile.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            loss = tf.reduce_mean(reconstruction + self.kl_weight * kl) / replicas
         gradients = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=True))
         return self._track(reconstruction, kl)
@@ -118,16 +188,16 @@ class KLWarmup(keras.callbacks.Callback):
         self.model.kl_weight.assign(weight)
 
 
-def build_vae(preset: Preset, steps_per_epoch: int) -> VAE:
-    """A compiled VAE with the preset's optimiser and learning-rate schedule."""
+def build_vae(preset: Preset, steps_per_epoch: int, jit_compile: bool | None = None) -> VAE:
+    """A compiled VAE with the preset's optimiser and learning-rate schedule; build it inside
+    a strategy's scope to train it there. ``jit_compile`` overrides the preset's."""
     learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = preset.learning_rate
-    if preset.lr_schedule == "cosine":
+    if preset.lr_schedule is LrSchedule.COSINE:
         learning_rate = keras.optimizers.schedules.CosineDecay(
             preset.learning_rate, decay_steps=preset.epochs * steps_per_epoch
         )
-    elif preset.lr_schedule != "constant":
-        raise ValueError(f"unknown lr_schedule {preset.lr_schedule!r}")
     vae = VAE(preset)
     vae(tf.zeros([1, *IMAGE_SHAPE]))  # build now: checkpoint restore needs the variables
-    vae.compile(optimizer=keras.optimizers.Adam(learning_rate), jit_compile=preset.jit_compile)
+    jit = preset.jit_compile if jit_compile is None else jit_compile
+    vae.compile(optimizer=keras.optimizers.Adam(learning_rate), jit_compile=jit)
     return vae

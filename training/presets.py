@@ -1,69 +1,125 @@
-"""Training presets: every hyperparameter of a run, by name."""
+"""Training presets: every hyperparameter of a run, by name, validated when built.
+
+A ``Preset`` is checked field by field when it is made (also by ``override``), so a bad value
+stops ``vae-train`` in its first second with a message naming the field, not after training.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+import hashlib
+import json
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
-@dataclass(frozen=True)
-class Preset:
+class LrSchedule(StrEnum):
+    """How the learning rate moves over the run."""
+
+    CONSTANT = "constant"  # the seed model
+    COSINE = "cosine"  # cosine decay to 0 over the run, no warm-up
+
+
+class PriorKind(StrEnum):
+    """The prior that random samples are drawn from."""
+
+    STANDARD = "standard"  # N(0, I), the seed model
+    FITTED = "fitted"  # a Gaussian mixture fitted per digit to the training encodings
+
+
+class PresetError(ValueError):
+    """A preset or override with a value that cannot train; the message names the field."""
+
+
+class Preset(BaseModel):
     """All the knobs of one training run. ``seed`` reproduces Géron's model exactly."""
 
-    name: str
-    latent_dim: int = 20
-    hidden: tuple[int, ...] = (500, 500)
-    epochs: int = 50
-    batch_size: int = 150
-    learning_rate: float = 1e-3
-    # "constant" (the seed) or "cosine": warm-up-free cosine decay to 0 over the run.
-    lr_schedule: str = "constant"
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    latent_dim: int = Field(20, ge=1)
+    hidden: tuple[Annotated[int, Field(ge=1)], ...] = Field((500, 500), min_length=1)
+    epochs: int = Field(50, ge=1)
+    batch_size: int = Field(150, ge=1)
+    learning_rate: float = Field(1e-3, gt=0, allow_inf_nan=False)
+    lr_schedule: LrSchedule = LrSchedule.CONSTANT
     # Linear KL warm-up over this many epochs (0: the full KL term from the start).
-    kl_warmup_epochs: int = 0
-    # Prior that random samples are drawn from: "standard" N(0, I) (the seed), or "fitted":
-    # a Gaussian mixture fitted to the training set's encodings after training.
-    prior: str = "standard"
+    kl_warmup_epochs: int = Field(0, ge=0)
+    prior: PriorKind = PriorKind.STANDARD
     # Mixture components per digit class for the fitted prior and digit-conditional sampling
     # (0: no per-digit prior, so the export has no digit-conditional signature).
-    components_per_digit: int = 10
-    # XLA-compile the training step (same maths, faster on CPU).
+    components_per_digit: int = Field(10, ge=0)
+    # XLA-compile the training step (same maths, faster on CPU; single-device runs only).
     jit_compile: bool = False
-    seed: int = 42
+    # scikit-learn's mixtures take seeds in [0, 2**32).
+    seed: int = Field(42, ge=0, lt=2**32)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Preset:
+        if self.prior is PriorKind.FITTED and self.components_per_digit == 0:
+            raise ValueError(
+                "prior='fitted' needs components_per_digit > 0: the mixture is fitted per digit"
+            )
+        if self.kl_warmup_epochs > self.epochs:
+            raise ValueError(
+                f"kl_warmup_epochs={self.kl_warmup_epochs} is more than epochs={self.epochs}: "
+                "the KL term would never reach its full weight"
+            )
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict, as written to the model metadata."""
-        data = asdict(self)
-        data["hidden"] = list(self.hidden)
-        return data
+        return self.model_dump(mode="json")
 
     def override(self, **changes: Any) -> Preset:
-        """A copy with the given fields changed; ``None`` values are ignored."""
-        known = {f.name for f in fields(self)}
-        unknown = set(changes) - known
+        """A validated copy with the given fields changed; ``None`` values are ignored."""
+        unknown = set(changes) - set(type(self).model_fields)
         if unknown:
-            raise ValueError(f"unknown hyperparameter(s): {', '.join(sorted(unknown))}")
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+            raise PresetError(f"unknown hyperparameter(s): {', '.join(sorted(unknown))}")
+        return make_preset(**{**self.to_dict(), **{k: v for k, v in changes.items()
+                                                    if v is not None}})
+
+    def fingerprint(self, **extra: Any) -> str:
+        """A short hash of every hyperparameter (and ``extra``, e.g. the training-set size):
+        two runs share it only when they would train the same way."""
+        text = json.dumps({**self.to_dict(), **extra}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def make_preset(**fields: Any) -> Preset:
+    """``Preset(**fields)``, with one short line per invalid field in the error."""
+    try:
+        return Preset(**fields)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            where = ".".join(str(part) for part in item["loc"])
+            message = item["msg"].removeprefix("Value error, ")
+            got = "" if not where else f" (got {item['input']!r})"
+            problems.append(f"{where}: {message}{got}" if where else message)
+        raise PresetError("invalid preset: " + "; ".join(problems)) from None
 
 
 PRESETS: dict[str, Preset] = {
     # Géron, Hands-On ML ch. 15 (after Kingma & Welling 2014): MLP 784-500-500-20, ELU, He init,
     # Adam 1e-3, batch 150, 50 epochs, samples from N(0, I).
-    "seed": Preset(name="seed"),
+    "seed": make_preset(name="seed"),
     # The default: same network, trained in fewer, larger and compiled steps with a decaying
     # learning rate and a short KL warm-up; samples come from a prior fitted to the encodings.
-    "default": Preset(
+    "default": make_preset(
         name="default",
         epochs=25,
         batch_size=256,
         learning_rate=2e-3,
-        lr_schedule="cosine",
+        lr_schedule=LrSchedule.COSINE,
         kl_warmup_epochs=2,
-        prior="fitted",
+        prior=PriorKind.FITTED,
         jit_compile=True,
     ),
     # A few seconds of training for tests and smoke runs; same code path as the others.
-    "tiny": Preset(name="tiny", epochs=2, batch_size=256, hidden=(256, 256), prior="fitted",
-                   components_per_digit=3, jit_compile=True),
+    "tiny": make_preset(name="tiny", epochs=2, batch_size=256, hidden=(256, 256),
+                        prior=PriorKind.FITTED, components_per_digit=3, jit_compile=True),
 }
 DEFAULT_PRESET = "default"
 
@@ -73,4 +129,6 @@ def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+        raise PresetError(
+            f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}"
+        ) from None

@@ -1,9 +1,8 @@
 """The evaluation pictures: samples, reconstructions, a latent traversal, a 2-D map of the test
-encodings, per-digit samples and training curves, written to ``<version>/report/``."""
+encodings, per-digit samples and training curves, written to ``<folder>/report/``."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -13,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from training.export import METADATA_FILE  # noqa: E402
+from vae_contract import REPORT_DIR, Signature  # noqa: E402
 
 
 def tile(images: np.ndarray, nrow: int, pad: int = 2) -> np.ndarray:
@@ -47,7 +46,7 @@ def traversal(signatures, mu: np.ndarray, steps: int = 9, dims: int = 8) -> np.n
     codes = np.repeat(mu[:1], dims * steps, axis=0)
     for row, dim in enumerate(order):
         codes[row * steps : (row + 1) * steps, dim] += np.linspace(-2.5, 2.5, steps) * std[dim]
-    return signatures["decode"](z=tf.constant(codes))["images"].numpy()
+    return signatures[Signature.DECODE](z=tf.constant(codes))["images"].numpy()
 
 
 def latent_map(path: Path, mu: np.ndarray, labels: np.ndarray) -> Path:
@@ -83,11 +82,11 @@ def training_curves(path: Path, history: dict[str, list[float]]) -> Path | None:
     return path
 
 
-def draw_all(version_dir: Path, signatures, x_test: np.ndarray, y_test: np.ndarray,
-             arrays: dict[str, np.ndarray]) -> list[Path]:
-    """Every picture of the report; returns their paths."""
-    out = Path(version_dir) / "report"
-    out.mkdir(exist_ok=True)
+def draw_all(folder: Path, signatures, x_test: np.ndarray, y_test: np.ndarray,
+             arrays: dict[str, np.ndarray], history: dict[str, list[float]]) -> list[Path]:
+    """Every picture of the report, into ``folder/report/``; returns their paths."""
+    out = Path(folder) / REPORT_DIR
+    out.mkdir(parents=True, exist_ok=True)
     pairs = np.concatenate([x_test[:16], arrays["recon"][:16]])
     written = [
         save_grid(out / "samples.png", arrays["samples"][:64], 8, "Random samples"),
@@ -100,6 +99,5 @@ def draw_all(version_dir: Path, signatures, x_test: np.ndarray, y_test: np.ndarr
     if "digits" in arrays:
         written.append(save_grid(out / "digits.png", arrays["digits"].reshape(-1, 28, 28), 10,
                                  "Digit-conditional samples: one digit per row"))
-    history = json.loads((Path(version_dir) / METADATA_FILE).read_text()).get("history", {})
     curves = training_curves(out / "training_curves.png", history)
     return written + ([curves] if curves else [])

@@ -12,6 +12,9 @@ and the training install share it. ``tests/test_contract.py`` pins it against a 
 
 from __future__ import annotations
 
+import bisect
+import math
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -37,7 +40,8 @@ class Signature(StrEnum):
     - ``sample_batch``: ``seeds`` int64 [N], ``indices`` int64 [N], ``temperatures`` float32
       [N], ``digits`` int32 [N] (``ANY_DIGIT``: any) -> ``latents``, ``images``
     - ``log_weights``: ``images`` [N, 28, 28], ``samples`` int32, ``seed`` int64 ->
-      ``log_weights`` [N, samples] (log p(x|z) + log p(z) - log q(z|x), z ~ q(z|x))
+      ``log_weights`` [N, samples] (log p(x|z) + log p(z) - log q(z|x), z ~ q(z|x)); the draws
+      are keyed by ``seed`` alone, so a row does not depend on the other rows of the call
     """
 
     DECODE = "decode"
@@ -102,8 +106,23 @@ class LatentAxes(_Strict):
     stddev: list[float] = Field(description="Standard deviation of the codes along each axis")
 
 
+def iwae_estimate(log_weights: Sequence[float]) -> float:
+    """log p(x) estimated from one image's row of ``log_weights``: log (1/k Σ exp w), the
+    importance-weighted (IWAE) bound, computed stably. ``ScoreReference`` was made with this."""
+    if not log_weights:
+        raise ValueError("no log weights")
+    top = max(log_weights)
+    if math.isinf(top):
+        return top
+    return top + math.log(math.fsum(math.exp(w - top) for w in log_weights) / len(log_weights))
+
+
 class ScoreReference(_Strict):
-    """How test digits score, so a new image's log p(x) can be placed among them."""
+    """How test digits score, so a new image's log p(x) can be placed among them.
+
+    A new image is scored as the test digits were: ``log_weights`` with these ``samples`` and
+    ``seed``, then ``iwae_estimate`` of its row; ``percentile_of`` places the estimate.
+    """
 
     samples: int = Field(ge=1, description="Importance samples per image (log_weights)")
     seed: int
@@ -112,6 +131,21 @@ class ScoreReference(_Strict):
         min_length=101, max_length=101,
         description="IWAE estimate of log p(x) at the 0th, 1st, ..., 100th percentile",
     )
+
+    def percentile_of(self, estimate: float) -> float:
+        """The share of test digits (0..100) scoring below ``estimate``, interpolated linearly
+        between the stored percentiles; 0 below the lowest, 100 above the highest."""
+        if math.isnan(estimate):
+            raise ValueError("estimate is NaN")
+        values = self.percentiles
+        if estimate <= values[0]:
+            return 0.0
+        if estimate >= values[-1]:
+            return 100.0
+        # values[above - 1] <= estimate < values[above]
+        above = bisect.bisect_right(values, estimate)
+        low, high = values[above - 1], values[above]
+        return above - 1 + (estimate - low) / (high - low)
 
 
 class ModelMetadata(_Strict):
