@@ -7,6 +7,7 @@ numbers): computed on the event loop in microseconds, never on the inference thr
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -69,22 +70,12 @@ def traverse(code: np.ndarray, unit: np.ndarray, spread: float, low: float, high
     return offsets, codes.astype(np.float32)
 
 
-def log_mean_exp(log_weights: np.ndarray) -> np.ndarray:
-    """log of the mean of exp(w) along the last axis, without overflow: the IWAE estimate of
-    log p(x) from importance weights [N, k]."""
-    w = log_weights.astype(np.float64)
-    top = w.max(axis=-1, keepdims=True)
-    return (top + np.log(np.mean(np.exp(w - top), axis=-1, keepdims=True)))[..., 0]
-
-
-def percentile(scores: np.ndarray, reference: ScoreReference | None) -> list[float | None]:
-    """Where each score falls among the test digits' (0: below all, 100: above all), linear
-    between the reference's 101 percentiles; None without a reference."""
-    if reference is None:
-        return [None] * len(scores)
-    levels = np.asarray(reference.percentiles, np.float64)
-    placed = np.interp(scores, levels, np.arange(101.0))
-    return [round(float(p), 1) for p in placed]
+def percentile(score: float, reference: ScoreReference | None) -> float | None:
+    """Where a score falls among the test digits' (0: below all, 100: above all); None without
+    a reference, or for a score that is not a number."""
+    if reference is None or math.isnan(score):
+        return None
+    return round(reference.percentile_of(score), 1)
 
 
 def score_settings(reference: ScoreReference | None) -> tuple[int, int]:

@@ -17,7 +17,7 @@ import numpy as np
 from starlette.responses import Response
 
 from app import images, latent, metrics, negotiation
-from vae_contract import ScoreReference
+from vae_contract import ScoreReference, iwae_estimate
 
 HEAVY_PIXELS = 256 * 1024  # about 330 digits at scale 1: encoded off the inference thread
 # JSON answers cost 0.09 ms an image (a PNG each, measured): 256 of them held every request
@@ -128,9 +128,9 @@ class ScoreAnswer:
         return False
 
     def scores(self, outputs: dict[str, np.ndarray]) -> dict[str, Any]:
-        log_px = latent.log_mean_exp(outputs["log_weights"])
-        return {"log_px": [round(float(v), 3) for v in log_px],
-                "percentile": latent.percentile(log_px, self.reference)}
+        log_px = [iwae_estimate(row) for row in outputs["log_weights"].tolist()]
+        return {"log_px": [round(v, 3) for v in log_px],
+                "percentile": [latent.percentile(v, self.reference) for v in log_px]}
 
     def encode(self, outputs: dict[str, np.ndarray]) -> Response:
         return json_response({

@@ -124,8 +124,9 @@ class FakeModel:
         if signature == "log_weights":
             images = inputs["images"].reshape(len(inputs["images"]), -1)
             base = -((images - 0.5) ** 2).sum(axis=1, keepdims=True)
+            # As the real signature: draws keyed by the seed alone, the same for every row.
             noise = np.random.default_rng(int(inputs["seed"])).normal(
-                size=(len(images), int(inputs["samples"])))
+                size=(1, int(inputs["samples"])))
             return {"log_weights": (base + noise).astype(np.float32)}
         raise KeyError(signature)
 

@@ -210,3 +210,12 @@ def test_the_warm_up_file_holds_one_valid_request_per_signature(version_dir, sig
         assert all(np.all(np.isfinite(value)) for value in outputs.values())
         called.append(request.model_spec.signature_name)
     assert sorted(called) == sorted(Signature)
+
+
+def test_metadata_of_older_and_newer_exports_still_reads(version_dir, tmp_path):
+    """An export made before this contract (with a ``version`` field) or by a newer trainer
+    (an unknown field) is served, not refused: a user's trained versions stay usable."""
+    fields = json.loads((version_dir / METADATA_FILE).read_text())
+    (tmp_path / METADATA_FILE).write_text(
+        json.dumps({**fields, "version": 1, "name": "vae", "from_the_future": True}))
+    assert ModelMetadata.read(tmp_path) == ModelMetadata.read(version_dir)

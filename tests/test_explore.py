@@ -113,11 +113,12 @@ def test_spherical_interpolation_of_parallel_codes_is_the_straight_line():
                                latent.interpolate(a, 3 * a, 3, "linear"))
 
 
-def test_log_mean_exp_is_stable_and_matches_the_direct_formula():
-    weights = np.array([[-1000.0, -1001.0, -1002.0], [0.0, 1.0, 2.0]])
+def test_the_iwae_estimate_is_stable_and_matches_the_direct_formula():
+    from vae_contract import iwae_estimate
+
     expected = -1000 + np.log(np.mean(np.exp([0.0, -1.0, -2.0])))
-    np.testing.assert_allclose(latent.log_mean_exp(weights),
-                               [expected, np.log(np.mean(np.exp([0.0, 1.0, 2.0])))])
+    assert iwae_estimate([-1000.0, -1001.0, -1002.0]) == pytest.approx(expected)
+    assert iwae_estimate([0.0, 1.0, 2.0]) == pytest.approx(np.log(np.mean(np.exp([0, 1, 2]))))
 
 
 def test_percentile_places_a_score_among_thereference():
@@ -125,9 +126,10 @@ def test_percentile_places_a_score_among_thereference():
 
     reference = ScoreReference(samples=1, seed=0, examples=10,
                                percentiles=list(np.linspace(-200, -100, 101)))
-    assert latent.percentile(np.array([-250.0, -150.0, -125.5, 0.0]), reference) == \
-        [0.0, 50.0, 74.5, 100.0]
-    assert latent.percentile(np.array([-150.0]), None) == [None]
+    placed = [latent.percentile(s, reference) for s in (-250.0, -150.0, -125.5, 0.0)]
+    assert placed == [0.0, 50.0, 74.5, 100.0]
+    assert latent.percentile(-150.0, None) is None
+    assert latent.percentile(float("nan"), reference) is None
 
 
 # --- reconstruct --------------------------------------------------------------------------------
@@ -145,7 +147,7 @@ def test_reconstruct_shows_each_step_of_an_upload(client):
     decoded = client.post("/v1/decode", json={"latents": body["mu"]}).json()
     assert body["reconstructions"] == decoded["images"]
     np.testing.assert_allclose(body["log_px"], expected_score(seen[None]), atol=1e-3)
-    assert body["percentile"] == latent.percentile(np.array(body["log_px"]), reference())
+    assert body["percentile"] == [latent.percentile(v, reference()) for v in body["log_px"]]
 
 
 def test_reconstruct_answers_one_png_of_inputs_over_reconstructions(client):
@@ -316,7 +318,7 @@ def test_scoring_codes_scores_their_decoded_digits_repeatably(client):
     assert body["samples"] == SCORE_REFERENCE["samples"]
     assert body["seed"] == SCORE_REFERENCE["seed"]
     assert body["reference_examples"] == SCORE_REFERENCE["examples"]
-    assert body["percentile"] == latent.percentile(np.array(body["log_px"]), reference())
+    assert body["percentile"] == [latent.percentile(v, reference()) for v in body["log_px"]]
     assert client.post("/v1/score", json={"latents": codes}).json() == body
 
 

@@ -149,7 +149,14 @@ class ScoreReference(_Strict):
 
 
 class ModelMetadata(_Strict):
-    """``metadata.json``: how the version was trained and how well it does."""
+    """``metadata.json``: how the version was trained and how well it does.
+
+    A server reads versions exported before and after it: fields it does not know (such as
+    the ``version`` that exports carried before the folder name became the only one) are
+    ignored, not refused; the fields it needs are validated.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, protected_namespaces=())
 
     name: str = MODEL_NAME
     preset: str

@@ -12,7 +12,6 @@ they read their body themselves (``read_json``, ``read_files``).
 
 from __future__ import annotations
 
-import asyncio
 import re
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -180,17 +179,13 @@ def check_files(files: list[tuple[str, bytes]], low: int, high: int) -> None:
 
 async def log_weights(servable: Servable, batch: np.ndarray, samples: int, seed: int
                       ) -> np.ndarray:
-    """``log_weights`` [N, samples] of each image, each computed alone: the signature draws
-    its noise for the whole batch, so an image's score would otherwise change with the other
-    images in its request. Alone, the same image always gets the same score."""
-    calls = [
-        servable.run(Signature.LOG_WEIGHTS, {
-            "images": batch[i : i + 1], "samples": np.array(samples, np.int32),
-            "seed": np.array(seed, np.int64),
-        })
-        for i in range(len(batch))
-    ]
-    return np.concatenate([outputs["log_weights"] for outputs in await asyncio.gather(*calls)])
+    """``log_weights`` [N, samples] of the images: one call, whose draws are keyed by the seed
+    alone (the contract), so an image scores the same alone or beside others."""
+    outputs = await servable.run(Signature.LOG_WEIGHTS, {
+        "images": batch, "samples": np.array(samples, np.int32),
+        "seed": np.array(seed, np.int64),
+    })
+    return outputs["log_weights"]
 
 
 def request_body(json_model: type[BaseModel], form: dict[str, Any]) -> dict[str, Any]:
