@@ -44,7 +44,7 @@ class Settings(BaseSettings):
 
     # --- requests ----------------------------------------------------------------------------
     max_batch: int = Field(
-        256, ge=1, le=4096, description="Most codes, samples or files per request"
+        256, ge=1, le=1024, description="Most codes, samples or files per request"
     )
     max_upload_bytes: int = Field(
         5 * MiB, ge=1024, description="Largest multipart (upload) request body, in bytes"

@@ -29,6 +29,7 @@ from app.uploads import UploadDecoder
 
 log = logging.getLogger("app")
 
+TF_SERVING_PREFIX = "/v1/models/"
 DESCRIPTION = """
 A variational autoencoder trained on MNIST. Generate handwritten digits from random latent
 codes (optionally a chosen digit), decode your own codes, or encode digit images into the
@@ -108,8 +109,12 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> Response:
-        return json_response({"detail": error.detail}, error.status_code,
-                             getattr(error, "headers", None))
+        headers = getattr(error, "headers", None)
+        if request.url.path.startswith(TF_SERVING_PREFIX):  # TensorFlow Serving's error format
+            message = f"Malformed request: {request.method} {request.url.path}" \
+                if error.status_code == 404 else str(error.detail)
+            return json_response({"error": message}, error.status_code, headers)
+        return json_response({"detail": error.detail}, error.status_code, headers)
 
     @app.exception_handler(Overloaded)
     async def overloaded(request: Request, error: Overloaded) -> Response:

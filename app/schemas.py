@@ -14,8 +14,8 @@ from vae_contract import ModelMetadata
 # Codes far outside the prior decode to noise and overflow float32 on the way; JSON's
 # NaN, Infinity and 1e400 (parsed as inf) are rejected by allow_inf_nan=False.
 LATENT_LIMIT = 1000.0
-MAX_SEED = 2**63 - 1
-MAX_ROWS = 4096  # hard cap before the VAE_MAX_BATCH check, so a huge list fails fast
+MAX_SEED = 2**53 - 1  # the largest integer a JSON number (a double) holds exactly
+MAX_ROWS = 1024  # VAE_MAX_BATCH at most: a longer list fails validation, within VAE_MAX_JSON_BYTES
 
 LatentValue = Annotated[float, Field(allow_inf_nan=False, ge=-LATENT_LIMIT, le=LATENT_LIMIT)]
 LatentCode = Annotated[list[LatentValue], Field(min_length=1, max_length=1024)]

@@ -69,32 +69,28 @@ def test_the_schema_gives_the_length_of_a_latent_row(openapi):
     assert rows.get("minItems") == rows.get("maxItems") == 20
 
 
-@known_issue(2, "an empty list of files is valid by the schema")
 def test_the_schema_asks_for_at_least_one_file(openapi):
     files = _body_schema(openapi, "/v1/encode")["properties"]["file"]
     assert files.get("minItems", 0) >= 1
 
 
-@known_issue(3, "2**63-1 is not exact as a JSON Schema number")
 def test_the_seed_maximum_is_exact_in_json(openapi):
     maximum = _body_schema(openapi, "/v1/generate")["properties"]["seed"]["anyOf"][0]["maximum"]
     assert float(maximum) == maximum and maximum <= 2**53
 
 
-@known_issue(4, "FastAPI's 400 for a body that is not JSON is not documented")
 def test_a_body_that_is_not_json_gets_a_documented_status(server, openapi):
     response = httpx.post(f"{server.url}/v1/generate", content=b"\xff{",
                           headers={"Content-Type": "application/json"})
     assert str(response.status_code) in openapi["paths"]["/v1/generate"]["post"]["responses"]
 
 
-@known_issue(5, "the predict body schema requires neither instances nor inputs")
 def test_the_predict_schema_requires_instances_or_inputs(openapi):
-    schema = _body_schema(openapi, "/v1/models/{model_name}:predict")
-    assert "required" in schema or "oneOf" in schema or "anyOf" in schema
+    schema = openapi["paths"]["/v1/models/{model_name}:predict"]["post"]["requestBody"][
+        "content"]["application/json"]["schema"]
+    assert schema["oneOf"] == [{"required": ["instances"]}, {"required": ["inputs"]}]
 
 
-@known_issue(6, "the GET model-status routes also match the predict URLs")
 def test_another_method_on_a_predict_url_is_405_allowing_post(server):
     response = httpx.request("OPTIONS", f"{server.url}/v1/models/vae:predict")
     assert response.status_code == 405 and response.headers["allow"] == "POST"

@@ -26,6 +26,9 @@ OVERLOADED: dict[int | str, dict[str, Any]] = {
 VERSION_NOT_SERVED: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "The requested ?version= is not served"},
 }
+NOT_JSON: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "The body could not be parsed (not JSON)"},
+}
 IMAGES_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {
@@ -38,6 +41,7 @@ IMAGES_RESPONSES: dict[int | str, dict[str, Any]] = {
         "`application/octet-stream`), uint8 pixels [N, 28, 28] as a .npy file (or bare, "
         "shape in `X-Shape`).",
     },
+    **NOT_JSON,
     406: {"model": Problem, "description": "Accept allows none of the offered types"},
     422: {"model": Problem, "description": "Invalid input; the message names the field"},
     **VERSION_NOT_SERVED,

@@ -129,6 +129,7 @@ async def decode(
     "/v1/encode",
     response_model=EncodeResponse,
     responses={
+        400: {"model": Problem, "description": "Not a multipart form, or too many parts"},
         413: {"model": Problem, "description": "Upload or image too large"},
         415: {"model": Problem, "description": "Not an image in an accepted format or mode"},
         422: {"model": Problem, "description": "Corrupt image, or no file"},
@@ -140,7 +141,8 @@ async def decode(
 async def encode(
     file: Annotated[
         list[UploadFile],
-        File(description="One or more digit images (PNG, JPEG, GIF, BMP, WebP, TIFF)"),
+        File(description="One or more digit images (PNG, JPEG, GIF, BMP, WebP, TIFF)",
+             min_length=1),
     ],
     servable: VersionDep,
     settings: SettingsDep,

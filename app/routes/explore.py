@@ -67,6 +67,8 @@ FORM_FIELD_BYTES = 65536
 PICTURE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.png$"
 
 UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "Not parseable as JSON or as a multipart form, or "
+          "too many parts"},
     413: {"model": Problem, "description": "Upload or image too large"},
     415: {"model": Problem, "description": "Not an image in an accepted format, or a body "
           "that is neither JSON nor multipart/form-data"},
@@ -223,7 +225,8 @@ def request_body(json_model: type[BaseModel], form: dict[str, Any]) -> dict[str,
 async def reconstruct(
     file: Annotated[
         list[UploadFile],
-        File(description="One or more digit images (PNG, JPEG, GIF, BMP, WebP, TIFF)"),
+        File(description="One or more digit images (PNG, JPEG, GIF, BMP, WebP, TIFF)",
+             min_length=1),
     ],
     servable: VersionDep,
     settings: SettingsDep,

@@ -6,9 +6,10 @@ control as the rest of the API.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
+from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.responses import Response
 
 from app.admission import Overloaded
@@ -30,6 +31,18 @@ from app.tfserving import TFServingError as ServingError
 from vae_contract import MODEL_NAME
 
 router = APIRouter()
+
+
+class ModelNameConvertor(StringConvertor):
+    """A model name in a URL, as TensorFlow Serving parses it (``[^/:]+``): without the colon,
+    ``/v1/models/vae:predict`` is the predict route, not the status of a model "vae:predict"."""
+
+    regex = "[^/:]+"
+
+
+register_url_convertor("model", ModelNameConvertor())
+ModelName = Annotated[str, Path(pattern=f"^{ModelNameConvertor.regex}$",
+                                description="The model's name: vae")]
 
 TF_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": TFServingError, "description": "Bad input (TensorFlow Serving's message)"},
@@ -78,16 +91,18 @@ def _check_name(name: str, version: int | None) -> None:
         raise not_found(name, version)
 
 
-@router.get("/v1/models/{model_name}", tags=["TensorFlow Serving"], responses=TF_ERRORS)
-async def model_status(model_name: str, runtime: RuntimeDep) -> Response:
+@router.get("/v1/models/{model_name:model}", tags=["TensorFlow Serving"], responses=TF_ERRORS)
+async def model_status(model_name: ModelName, runtime: RuntimeDep) -> Response:
     """Every version's state (`START`, `LOADING`, `AVAILABLE`, `UNLOADING`, `END`) and, when
     one failed to load, why: TensorFlow Serving's GetModelStatus."""
     return _status(model_name, None, runtime)
 
 
-@router.get("/v1/models/{model_name}/versions/{version}", tags=["TensorFlow Serving"],
+@router.get("/v1/models/{model_name:model}/versions/{version:int}", tags=["TensorFlow Serving"],
             responses=TF_ERRORS)
-async def model_version_status(model_name: str, version: int, runtime: RuntimeDep) -> Response:
+async def model_version_status(
+    model_name: ModelName, version: int, runtime: RuntimeDep
+) -> Response:
     """One version's state, as TensorFlow Serving's GetModelStatus."""
     return _status(model_name, version, runtime)
 
@@ -102,17 +117,19 @@ def _status(name: str, version: int | None, runtime: RuntimeDep) -> Response:
     return json_response(status_json(statuses))
 
 
-@router.get("/v1/models/{model_name}/metadata", tags=["TensorFlow Serving"],
+@router.get("/v1/models/{model_name:model}/metadata", tags=["TensorFlow Serving"],
             responses=TF_ERRORS)
-async def model_metadata(model_name: str, runtime: RuntimeDep) -> Response:
+async def model_metadata(model_name: ModelName, runtime: RuntimeDep) -> Response:
     """The SavedModel's signature_def map, as TensorFlow Serving's GetModelMetadata prints
     it."""
     return _metadata(model_name, None, runtime)
 
 
-@router.get("/v1/models/{model_name}/versions/{version}/metadata", tags=["TensorFlow Serving"],
-            responses=TF_ERRORS)
-async def model_version_metadata(model_name: str, version: int, runtime: RuntimeDep) -> Response:
+@router.get("/v1/models/{model_name:model}/versions/{version:int}/metadata",
+            tags=["TensorFlow Serving"], responses=TF_ERRORS)
+async def model_version_metadata(
+    model_name: ModelName, version: int, runtime: RuntimeDep
+) -> Response:
     """One version's signature_def map."""
     return _metadata(model_name, version, runtime)
 
@@ -134,30 +151,35 @@ PREDICT_BODY = {
     "requestBody": {
         "required": True,
         "content": {"application/json": {
-            "schema": {"type": "object", "properties": {
-                "signature_name": {"type": "string", "default": "serving_default"},
-                "instances": {"description": "Row format: one item per example"},
-                "inputs": {"description": "Columnar format: one tensor per named input"},
-            }},
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "signature_name": {"type": "string", "default": "serving_default"},
+                    "instances": {"description": "Row format: one item per example"},
+                    "inputs": {"description": "Columnar format: one tensor per named input"},
+                },
+                # One of the two formats, not both (TensorFlow Serving's rule).
+                "oneOf": [{"required": ["instances"]}, {"required": ["inputs"]}],
+            },
             "examples": PREDICT_EXAMPLES,
         }},
     },
 }
 
 
-@router.post("/v1/models/{model_name}:predict", tags=["TensorFlow Serving"],
+@router.post("/v1/models/{model_name:model}:predict", tags=["TensorFlow Serving"],
              responses=TF_ERRORS, openapi_extra=PREDICT_BODY)
-async def predict(model_name: str, request: Request, runtime: RuntimeDep) -> Response:
+async def predict(model_name: ModelName, request: Request, runtime: RuntimeDep) -> Response:
     """Run a signature (default `serving_default` = decode) on inputs in row (`instances`)
     or columnar (`inputs`) format; answers `predictions` or `outputs`, as TensorFlow
     Serving's Predict."""
     return await _predict(model_name, None, request, runtime)
 
 
-@router.post("/v1/models/{model_name}/versions/{version}:predict", tags=["TensorFlow Serving"],
-             responses=TF_ERRORS, openapi_extra=PREDICT_BODY)
+@router.post("/v1/models/{model_name:model}/versions/{version:int}:predict",
+             tags=["TensorFlow Serving"], responses=TF_ERRORS, openapi_extra=PREDICT_BODY)
 async def predict_version(
-    model_name: str, version: int, request: Request, runtime: RuntimeDep
+    model_name: ModelName, version: int, request: Request, runtime: RuntimeDep
 ) -> Response:
     """Predict on one version."""
     return await _predict(model_name, version, request, runtime)
