@@ -439,6 +439,9 @@ def _tensorflow_loader(settings: Settings) -> Loader:
     device: list[str] = []
 
     def load(path: Path) -> Model:
+        from vae_contract.quiet import import_tensorflow
+
+        import_tensorflow()  # once, without its start-up notices
         from app.device import configure_tensorflow
         from app.model import VaeModel
 

@@ -25,7 +25,7 @@ ONE_STEP = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from training.quiet import import_tensorflow
+    from vae_contract.quiet import import_tensorflow
     tf = import_tensorflow()
     from training.distribute import configure_devices, make_strategy, Strategy
     configure_devices(cpu_devices=2)

@@ -7,12 +7,12 @@ import subprocess
 import sys
 import textwrap
 
-from training.quiet import noise_pattern
+from vae_contract.quiet import noise_pattern
 
 WRITE_THEN = textwrap.dedent(
     """
     import os, sys
-    from training.quiet import filtered_stderr, noise_pattern
+    from vae_contract.quiet import filtered_stderr, noise_pattern
     with filtered_stderr(noise_pattern(has_nvidia_device=False)):
         os.write(2, b"I0000 port.cc:153] oneDNN custom operations are on. You may see...\\n")
         os.write(2, b"a real problem\\n")

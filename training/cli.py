@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace, preset: Preset) -> int:
     """Load TensorFlow, set up the devices and strategy, train and export."""
-    from training.quiet import import_tensorflow
+    from vae_contract.quiet import import_tensorflow
 
     import_tensorflow()
     from training.distribute import configure_devices, make_strategy

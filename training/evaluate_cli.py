@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     version_dir = base / str(version)
 
-    from training.quiet import import_tensorflow
+    from vae_contract.quiet import import_tensorflow
 
     tf = import_tensorflow()
     from training.data import load_mnist, to_float

@@ -8,6 +8,8 @@ TensorFlow Serving's warm-up requests in ``assets.extra/``. A version is publish
 
 Both packages import this module; it imports nothing but pydantic, so the lean serving install
 and the training install share it. ``tests/test_contract.py`` pins it against a fresh export.
+Beside it, ``vae_contract.quiet`` imports TensorFlow without its start-up notices, as both
+sides load the artefact with it.
 """
 
 from __future__ import annotations
