@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,7 @@ class Server:
     env: dict[str, str]
     ready_path: str
     port: int = 0
+    cwd: Path = ROOT
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -89,7 +91,7 @@ class Server:
     def start(self) -> None:
         """Start in its own process group and wait until it answers its readiness path."""
         self.process = subprocess.Popen(
-            self.command, env={**os.environ, **self.env}, cwd=ROOT, start_new_session=True,
+            self.command, env={**os.environ, **self.env}, cwd=self.cwd, start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 180
@@ -146,23 +148,40 @@ def ensure_litserve() -> None:
                        check=True)
 
 
-def build_servers(args: argparse.Namespace, model_dir: Path) -> dict[str, Server]:
+def build_server(target: str, args: argparse.Namespace, model_dir: Path) -> Server:
+    """A server for one target name (see ``--targets``)."""
     tf_env = {"VAE_MODEL_DIR": str(model_dir), "VAE_LOG_LEVEL": "warning",
-              "VAE_INTRA_OP_THREADS": str(args.threads), "VAE_INTER_OP_THREADS": "2",
-              "TF_CPP_MIN_LOG_LEVEL": "3"}
+              "VAE_INTRA_OP_THREADS": str(args.threads),
+              "VAE_INTER_OP_THREADS": str(args.inter_threads), "TF_CPP_MIN_LOG_LEVEL": "3"}
     python = sys.executable
-    servers = {
-        "bare": Server("bare", [python, "-m", "uvicorn", "benchmarks.bare_app:app",
-                                "--log-level", "warning"], {}, "/readyz"),
-        "service": Server("service", [python, "-m", "app.cli", "--workers",
-                                      str(args.service_workers)], tf_env, "/readyz"),
-        "litserve": Server("litserve", [python, "-m", "benchmarks.litserve_app",
-                                        *args.litserve_args.split()], tf_env, "/health"),
-    }
-    for server in servers.values():
-        server.port = free_port()
-        server.command += ["--port", str(server.port)]
-    return {name: servers[name] for name in args.targets}
+    target_spec, _, query = target.partition("?")
+    extra_env = dict(urllib.parse.parse_qsl(query))
+    name, _, folder = target_spec.partition(":")
+    base, _, workers = name.partition("@")
+    if base == "bare":
+        server = Server(target, [python, "-m", "uvicorn", "benchmarks.bare_app:app",
+                                 "--log-level", "warning"], {}, "/readyz")
+    elif base == "litserve":
+        server = Server(target, [python, "-m", "benchmarks.litserve_app",
+                                 *args.litserve_args.split()], tf_env, "/health")
+    elif base in ("service", "proto"):
+        count = workers or str(args.service_workers)
+        server = Server(target, [python, "-m", "app.cli", "--workers", count], tf_env,
+                        "/readyz")
+        if base == "proto":  # `python -m` puts the working folder first on sys.path
+            server.cwd = Path(folder).resolve()
+            if not (server.cwd / "app").is_dir():
+                sys.exit(f"{target}: no app/ package in {server.cwd}")
+    else:
+        sys.exit(f"unknown target {target!r}")
+    server.env.update(extra_env)
+    server.port = free_port()
+    server.command += ["--port", str(server.port)]
+    return server
+
+
+def build_servers(args: argparse.Namespace, model_dir: Path) -> dict[str, Server]:
+    return {target: build_server(target, args, model_dir) for target in args.targets}
 
 
 @contextlib.contextmanager
@@ -194,10 +213,8 @@ def wrk(url: str, row: Row, connections: int, seconds: int, script: Path) -> dic
             "errors": errors, "requests": requests}
 
 
-def same_answers(servers: dict[str, Server], latent_dim: int) -> list[str]:
-    """Differences between the service's and LitServe's answers (empty: identical)."""
-    if not {"service", "litserve"} <= servers.keys():
-        return []
+def same_answers(reference: Server, other: Server, latent_dim: int) -> list[str]:
+    """Requests on which two servers answer differently (empty: identical answers)."""
     probes = [
         ("/v1/generate", "", {"count": 3, "seed": 7}),
         ("/v1/generate", "", {"count": 2, "seed": 11, "temperature": 0.5}),
@@ -209,8 +226,8 @@ def same_answers(servers: dict[str, Server], latent_dim: int) -> list[str]:
     problems = []
     for path, accept, body in probes:
         headers = {"Accept": accept} if accept else {}
-        answers = [httpx.post(servers[name].url + path, json=body, headers=headers, timeout=30)
-                   for name in ("service", "litserve")]
+        answers = [httpx.post(server.url + path, json=body, headers=headers, timeout=30)
+                   for server in (reference, other)]
         if accept:
             same = answers[0].content == answers[1].content
         else:
@@ -257,7 +274,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=1,
                         help="measure every cell this many times (interleaved); print medians")
     parser.add_argument("--targets", default=",".join(TARGETS),
-                        help="comma-separated subset of bare,service,litserve")
+                        help="comma-separated, in this order: bare, service, litserve, "
+                        "service@2 (two uvicorn workers), proto:DIR (the service run from a "
+                        "prototype copy of the repository, DIR/app), proto@2:DIR; any of them "
+                        "with ?KEY=VALUE&... for its environment, e.g. "
+                        "'service?VAE_INTRA_OP_THREADS=1&VAE_INTER_OP_THREADS=1'")
     parser.add_argument("--rows", default="generate,decode,decode-png",
                         help="comma-separated subset of generate,decode,decode-png")
     parser.add_argument("--clients", default="",
@@ -267,6 +288,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-signature", action="store_true",
                         help="skip the decoder signature's own images/s")
     parser.add_argument("--threads", type=int, default=2, help="VAE_INTRA_OP_THREADS")
+    parser.add_argument("--inter-threads", type=int, default=2, help="VAE_INTER_OP_THREADS")
     parser.add_argument("--service-workers", type=int, default=1,
                         help="uvicorn worker processes of the service")
     parser.add_argument("--litserve-args", default="",
@@ -274,9 +296,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     args = parser.parse_args()
     args.targets = [t for t in args.targets.split(",") if t]
-    unknown = set(args.targets) - set(TARGETS)
-    if unknown:
-        parser.error(f"unknown targets {sorted(unknown)}")
     return args
 
 
@@ -293,12 +312,16 @@ def main() -> None:
     try:
         for server in servers.values():
             server.start()
+        models = [s for s in servers.values() if s.name != "bare"]
         latent_dim = 20
-        if "service" in servers:
-            latent_dim = httpx.get(servers["service"].url + "/v1/model").json()["latent_dim"]
-        problems = same_answers(servers, latent_dim)
-        print("service and LitServe answers: "
-              + ("identical" if not problems else f"DIFFER on {problems}"), flush=True)
+        for server in models:
+            if server.ready_path == "/readyz":
+                latent_dim = httpx.get(server.url + "/v1/model").json()["latent_dim"]
+                break
+        for other in models[1:]:
+            problems = same_answers(models[0], other, latent_dim)
+            print(f"answers of {models[0].name} and {other.name}: "
+                  + ("identical" if not problems else f"DIFFER on {problems}"), flush=True)
 
         decode_body = json.dumps({"latents": [[0.1] * latent_dim] * 64})
         all_rows = {
