@@ -1,7 +1,7 @@
 """Micro-benchmarks of the serving path's parts and of candidate speed-ups, each in isolation.
 
     python -m benchmarks.micro_bench [asgi] [service] [handoff] [tfcall] [png] [json] [base64]
-        [binary] [ipc] [--model-dir model] [--quick] [--app-root DIR]
+        [binary] [request] [ipc] [--model-dir model] [--quick] [--app-root DIR]
 
 Every section prints microseconds of CPU (the least over many repeats, on this thread, or on
 the whole process where TensorFlow's threads work too; wall time where a wait is the point)
@@ -21,6 +21,8 @@ every section that touches images: the heap it leaves behind changes what alloca
 - png: Pillow against ``benchmarks/fastpng.py`` (byte-identical, checked here on random and
   decoded images), per image in a batch of 64, alone, and for a grid.
 - json: json.dumps (Starlette's JSONResponse) against orjson and pydantic_core.to_json.
+- request: the decode body (64 codes) parsed and validated: today, by pydantic from JSON, or
+  by numpy.
 - base64: the JSON answer's 64 base64 strings, one by one or written straight into the body.
 - binary: numpy -> bytes for an ``application/x-npy`` or raw uint8 answer (copy or zero-copy).
 - ipc: a worker process (pipe, queue, shared memory) against a thread, and what the GIL costs
@@ -540,6 +542,37 @@ def json_section(args: argparse.Namespace) -> None:
     line("latents [1, 20] float32 .tolist()", best_us(latents.tolist, 20000))
 
 
+def request_section(args: argparse.Namespace) -> None:
+    import orjson
+
+    from app.schemas import DecodeRequest
+
+    print("\nrequest: parsing and validating the decode request body (64 codes of 20 floats)")
+    latents = np.random.default_rng(0).normal(size=(64, 20)).round(6).tolist()
+    body = json.dumps({"latents": latents}).encode()
+
+    def today() -> np.ndarray:  # what FastAPI and the handler do: json.loads, pydantic, numpy
+        request = DecodeRequest.model_validate(json.loads(body))
+        return np.asarray(request.latents, np.float32)
+
+    def validate_json() -> np.ndarray:
+        return np.asarray(DecodeRequest.model_validate_json(body).latents, np.float32)
+
+    def numpy_checks() -> np.ndarray:
+        z = np.asarray(orjson.loads(body)["latents"], np.float32)
+        if z.ndim != 2 or not np.isfinite(z).all() or (np.abs(z) > 1000).any():
+            raise ValueError("bad latents")
+        return z
+
+    assert np.array_equal(today(), validate_json()) and np.array_equal(today(), numpy_checks())
+    base = best_us(today, 3000)
+    line("json.loads + DecodeRequest.model_validate + np.asarray (today)", base)
+    line("  of which json.loads", best_us(lambda: json.loads(body), 3000))
+    line("DecodeRequest.model_validate_json + np.asarray", best_us(validate_json, 3000), base)
+    line("orjson.loads + np.asarray + vectorised finite/range checks", best_us(numpy_checks,
+                                                                                3000), base)
+
+
 def base64_section(args: argparse.Namespace) -> None:
     import orjson
 
@@ -742,6 +775,7 @@ def measure_round_trip(label: str, function: Callable[[], Any], number: int = 20
 
 SECTIONS = {"asgi": asgi_section, "service": service_section, "handoff": handoff_section,
             "tfcall": tfcall_section, "png": png_section, "json": json_section,
+            "request": request_section,
             "base64": base64_section, "binary": binary_section, "ipc": ipc_section}
 
 

@@ -214,11 +214,13 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "py-spy"], check=True)
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
-    server = build_servers(args, Path(args.model_dir).resolve())[args.target]
+    server = next(iter(build_servers(args, Path(args.model_dir).resolve()).values()))
     decode_body = json.dumps({"latents": [[0.1] * 20] * 64})
     rows = {"generate": Row("generate (count 1)", "/v1/generate", json.dumps({"count": 1})),
             "decode": Row("decode (64 codes)", "/v1/decode", decode_body),
-            "decode-png": Row("decode PNG (64 codes)", "/v1/decode", decode_body, "image/png")}
+            "decode-png": Row("decode PNG (64 codes)", "/v1/decode", decode_body, "image/png"),
+            "decode-npy": Row("decode npy (64 codes)", "/v1/decode", decode_body,
+                              "application/x-npy")}
     figures = []
     server.start()
     try:

@@ -154,7 +154,8 @@ def build_server(target: str, args: argparse.Namespace, model_dir: Path) -> Serv
               "VAE_INTRA_OP_THREADS": str(args.threads),
               "VAE_INTER_OP_THREADS": str(args.inter_threads), "TF_CPP_MIN_LOG_LEVEL": "3"}
     python = sys.executable
-    target_spec, _, query = target.partition("?")
+    label, _, spec = target.partition("=") if "=" in target.split("?")[0] else ("", "", target)
+    target_spec, _, query = spec.partition("?")
     extra_env = dict(urllib.parse.parse_qsl(query))
     name, _, folder = target_spec.partition(":")
     base, _, workers = name.partition("@")
@@ -175,13 +176,15 @@ def build_server(target: str, args: argparse.Namespace, model_dir: Path) -> Serv
     else:
         sys.exit(f"unknown target {target!r}")
     server.env.update(extra_env)
+    server.name = label or target
     server.port = free_port()
     server.command += ["--port", str(server.port)]
     return server
 
 
 def build_servers(args: argparse.Namespace, model_dir: Path) -> dict[str, Server]:
-    return {target: build_server(target, args, model_dir) for target in args.targets}
+    servers = [build_server(target, args, model_dir) for target in args.targets]
+    return {server.name: server for server in servers}
 
 
 @contextlib.contextmanager
@@ -237,12 +240,13 @@ def same_answers(reference: Server, other: Server, latent_dim: int) -> list[str]
     return problems
 
 
-def signature_images_per_second(model_dir: Path, threads: int, seconds: float) -> dict[str, float]:
+def signature_images_per_second(model_dir: Path, threads: int, inter_threads: int,
+                                seconds: float) -> dict[str, float]:
     """Direct calls of the ``decode`` signature on 64 codes, in a fresh process."""
     code = f"""
 import json, time, numpy as np, tensorflow as tf
 tf.config.threading.set_intra_op_parallelism_threads({threads})
-tf.config.threading.set_inter_op_parallelism_threads(2)
+tf.config.threading.set_inter_op_parallelism_threads({inter_threads})
 base = {str(model_dir / "vae")!r}
 import os
 version = max(int(p) for p in os.listdir(base) if p.isdigit())
@@ -277,10 +281,11 @@ def parse_args() -> argparse.Namespace:
                         help="comma-separated, in this order: bare, service, litserve, "
                         "service@2 (two uvicorn workers), proto:DIR (the service run from a "
                         "prototype copy of the repository, DIR/app), proto@2:DIR; any of them "
-                        "with ?KEY=VALUE&... for its environment, e.g. "
-                        "'service?VAE_INTRA_OP_THREADS=1&VAE_INTER_OP_THREADS=1'")
+                        "with ?KEY=VALUE&... for its environment, and LABEL= before it for a "
+                        "short name, e.g. 't1=service?VAE_INTRA_OP_THREADS=1'")
     parser.add_argument("--rows", default="generate,decode,decode-png",
-                        help="comma-separated subset of generate,decode,decode-png")
+                        help="comma-separated subset of generate,decode,decode-png,decode-npy "
+                        "(binary answer, Accept: application/x-npy: prototypes only so far)")
     parser.add_argument("--clients", default="",
                         help="override the concurrency of every row, e.g. 16 or 1,16,64")
     parser.add_argument("--memory-requests", type=int, default=10000,
@@ -329,6 +334,8 @@ def main() -> None:
             "decode": Row("decode (64 codes)", "/v1/decode", decode_body),
             "decode-png": Row("decode PNG (64 codes)", "/v1/decode", decode_body, "image/png",
                               (16,)),
+            "decode-npy": Row("decode npy (64 codes)", "/v1/decode", decode_body,
+                              "application/x-npy", (16,)),
         }
         rows = [all_rows[name] for name in args.rows.split(",") if name]
         with tempfile.TemporaryDirectory() as tmp:
@@ -352,7 +359,7 @@ def main() -> None:
             if not args.no_signature:
                 with only(servers, None):
                     results["signature"] = signature_images_per_second(
-                        model_dir, args.threads, max(3, args.duration))
+                        model_dir, args.threads, args.inter_threads, max(3, args.duration))
                 sig = results["signature"]
                 print(f"decode signature alone, 64 codes: {sig['float32']:,.0f} images/s "
                       f"(float32), {sig['uint8']:,.0f} images/s with the uint8 conversion",
@@ -409,7 +416,8 @@ def print_table(results: dict, targets: list[str]) -> None:
         line = f"| {row['row']} | {row['clients']} |"
         for target in targets:
             r = row[target]
-            line += f" {r['rps']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} |"
+            failed = " (errors)" if r["errors"] else ""
+            line += f" {r['rps']:.0f}{failed} | {r['p50']:.1f} | {r['p99']:.1f} |"
             if target != "bare" and "bare" in targets:
                 line += f" {r['rps'] / row['bare']['rps']:.2f} |"
         print(line)
@@ -420,7 +428,7 @@ def print_table(results: dict, targets: list[str]) -> None:
         for row in results["rows"]:
             if row["row"].startswith("decode"):
                 rates = ", ".join(f"{t} {64 * row[t]['rps']:,.0f}" for t in targets
-                                  if t != "bare")
+                                  if t != "bare" and not row[t]["errors"])
                 print(f"  {row['row']} at {row['clients']} clients, images/s: {rates}")
     for name, m in results["memory"].items():
         print(f"{name}: resident memory {m['before']:.0f} MB before, {m['after']:.0f} MB after "
