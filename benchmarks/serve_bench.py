@@ -5,8 +5,9 @@ JSON and answering a constant), the service (`python -m app.cli`) and the same t
 written for LitServe (`benchmarks/litserve_app.py`; LitServe is pip-installed into this
 interpreter when missing, it is not a dependency of the project). It checks that the service and
 LitServe give the same answers, then loads each with wrk (Debian package `wrk`) in turn, the
-other servers paused (SIGSTOP) so that idle processes take no CPU from the one measured, and
-prints requests/s, p50/p99 latency and the ratio to the bare endpoint for every row:
+other servers paused (SIGSTOP; not those with several uvicorn workers) so that idle processes
+take no CPU from the one measured, and prints requests/s, p50/p99 latency and the ratio to the
+bare endpoint for every row:
 
 - generate (count 1): JSON with one base64 PNG;
 - decode (64 codes): JSON with 64 base64 PNGs;
@@ -82,6 +83,9 @@ class Server:
     ready_path: str
     port: int = 0
     cwd: Path = ROOT
+    # uvicorn's process manager restarts a worker that misses its pings: after a SIGSTOP of
+    # the group it would reload the model mid-run, so servers with several workers run on.
+    pausable: bool = True
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -105,6 +109,10 @@ class Server:
         self.stop()
         sys.exit(f"{self.name} did not become ready: {self.command}")
 
+    def pause(self, paused: bool) -> None:
+        if self.pausable:
+            self.signal(signal.SIGSTOP if paused else signal.SIGCONT)
+
     def signal(self, signum: int) -> None:
         if self.process is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -116,7 +124,7 @@ class Server:
         self.signal(signal.SIGCONT)
         self.signal(signal.SIGTERM)
         try:
-            self.process.wait(30)
+            self.process.wait(15)
         except subprocess.TimeoutExpired:
             self.signal(signal.SIGKILL)
         time.sleep(0.5)
@@ -168,7 +176,7 @@ def build_server(target: str, args: argparse.Namespace, model_dir: Path) -> Serv
     elif base in ("service", "proto"):
         count = workers or str(args.service_workers)
         server = Server(target, [python, "-m", "app.cli", "--workers", count], tf_env,
-                        "/readyz")
+                        "/readyz", pausable=count == "1")
         if base == "proto":  # `python -m` puts the working folder first on sys.path
             server.cwd = Path(folder).resolve()
             if not (server.cwd / "app").is_dir():
@@ -192,12 +200,12 @@ def only(servers: dict[str, Server], running: str | None) -> Iterator[None]:
     """Pause every server but ``running`` (None: all paused) for the duration of a measurement."""
     for name, server in servers.items():
         if name != running:
-            server.signal(signal.SIGSTOP)
+            server.pause(True)
     try:
         yield
     finally:
         for server in servers.values():
-            server.signal(signal.SIGCONT)
+            server.pause(False)
 
 
 def wrk(url: str, row: Row, connections: int, seconds: int, script: Path) -> dict[str, float]:
