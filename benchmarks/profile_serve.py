@@ -89,6 +89,20 @@ def group_pids(server: Server) -> list[int]:
     return sorted(pids)
 
 
+def loaded_accelerators(pids: list[int]) -> str:
+    """Whether uvloop and httptools are loaded in the server's processes (uvicorn falls back
+    to asyncio and h11 without a word when they are missing)."""
+    found = set()
+    for pid in pids:
+        try:
+            maps = Path(f"/proc/{pid}/maps").read_text()
+        except OSError:
+            continue
+        found |= {name for name in ("uvloop/loop", "httptools/parser") if name in maps}
+    return ", ".join(f"{name.split('/')[0]} {'loaded' if name in found else 'NOT loaded'}"
+                     for name in ("uvloop/loop", "httptools/parser"))
+
+
 def python_thread_names(pid: int) -> dict[int, str]:
     """Native thread id -> Python thread name, from ``py-spy dump``."""
     out = subprocess.run([PY_SPY, "dump", "--pid", str(pid), "--nonblocking"],
@@ -223,6 +237,7 @@ def main() -> None:
                               "application/x-npy")}
     figures = []
     server.start()
+    print(f"{server.name}: {loaded_accelerators(group_pids(server))}")
     try:
         with tempfile.TemporaryDirectory() as tmp:
             script = Path(tmp) / "post.lua"
