@@ -214,6 +214,12 @@ class AcceptToBody:
         self.app = app
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not self._acceptable(scope):  # as the service: 406
+            await send({"type": "http.response.start", "status": 406,
+                        "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body",
+                        "body": b'{"detail":"Accept must allow application/json or image/png"}'})
+            return
         if scope["type"] != "http" or not self._wants_png(scope):
             await self.app(scope, receive, send)
             return
@@ -245,6 +251,12 @@ class AcceptToBody:
             return {"type": "http.request", "body": data, "more_body": False}
 
         await self.app({**scope, "headers": headers}, replay, send)
+
+    @staticmethod
+    def _acceptable(scope: dict) -> bool:
+        accept = dict(scope["headers"]).get(b"accept", b"*/*").lower()
+        return not accept.strip() or any(
+            offer in accept for offer in (b"json", b"image/png", b"*/*", b"image/*"))
 
     @staticmethod
     def _wants_png(scope: dict) -> bool:
