@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="Logging level"
     )
+    access_log: bool = Field(
+        False, description="One log line per request (uvicorn's access log); requests are "
+        "counted in /metrics either way"
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

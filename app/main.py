@@ -73,6 +73,9 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
         redirect_slashes=False,  # a redirect would be built from the client's Host header
         docs_url=None,  # served by app.routes.pages from vendored files, not from a CDN
         redoc_url=None,
+        # FastAPI's own OpenTelemetry looks up three global providers on every request
+        # (3-10 µs); Prometheus metrics (/metrics) are this service's instrumentation.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
     app.add_middleware(ConnectionGuard, max_upload_bytes=settings.max_upload_bytes,

@@ -179,6 +179,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # On SIGTERM, admitted requests finish (each is bounded by its deadline) before exit.
         timeout_graceful_shutdown=int(settings.request_timeout) + 5,
         log_level=settings.log_level,
+        access_log=settings.access_log,
         proxy_headers=True,
         server_header=False,
     )

@@ -18,7 +18,7 @@ every section that touches images: the heap it leaves behind changes what alloca
   (today) or once per batch.
 - tfcall: a SavedModel signature call: as the service calls it, with tensors built beforehand,
   and through ConcreteFunction._call_flat (private API).
-- png: Pillow against ``benchmarks/fastpng.py`` (byte-identical, checked here on random and
+- png: Pillow against ``app/png.py`` (byte-identical, checked here on random and
   decoded images), per image in a batch of 64, alone, and for a grid.
 - json: json.dumps (Starlette's JSONResponse) against orjson and pydantic_core.to_json.
 - request: the decode body (64 codes) parsed and validated: today, by pydantic from JSON, or
@@ -141,7 +141,7 @@ def asgi_section(args: argparse.Namespace) -> None:
     print("\nasgi: event-loop CPU per request, ASGI app called directly (no sockets), uvloop")
     import uvloop
 
-    from app.limits import BodySizeLimitMiddleware
+    from app.connections import ConnectionGuard
     from app.metrics import MetricsMiddleware
     from benchmarks.bare_app import app as bare_app
 
@@ -206,7 +206,8 @@ def asgi_section(args: argparse.Namespace) -> None:
         app.state.value = object()
         app.state.render = render
         if middleware:
-            app.add_middleware(BodySizeLimitMiddleware, max_bytes=5 * 1024 * 1024)
+            app.add_middleware(ConnectionGuard, max_upload_bytes=5 * 1024 * 1024,
+                               max_json_bytes=1024 * 1024, body_timeout=10.0)
             app.add_middleware(MetricsMiddleware)
         app.post("/v1/generate")(handlers[handler])
         return app
@@ -300,7 +301,7 @@ def service_section(args: argparse.Namespace) -> None:
 
     async def run() -> None:
         async with app.router.lifespan_context(app):
-            inference = app.state.batcher._thread
+            inference = app.state.runtime.served.get().batcher._thread
             clock = time.pthread_getcpuclockid(inference.ident)
             for label, path, body, count in cases:
                 await asyncio.gather(*(client(path, body, count // 10) for _ in range(16)))
@@ -395,7 +396,7 @@ def tfcall_section(args: argparse.Namespace) -> None:
           "pools spin)")
     tf = import_tensorflow()
     loaded = load_model(args.model_dir)
-    from app.model import sample_rows
+    from app.routes.digits import sample_rows
 
     for name, inputs in [
         ("sample_batch, 1 row", sample_rows(1, 7, 1.0, None)),
@@ -469,7 +470,7 @@ def tfcall_section(args: argparse.Namespace) -> None:
 
 def png_section(args: argparse.Namespace) -> None:
     from app import images
-    from benchmarks import fastpng
+    from app import png as fastpng
 
     pixels = decoded_pixels(args.model_dir, 4000 if not QUICK else 500)
     print(f"\npng: fastpng reproduces Pillow byte for byte: {fastpng.matches_pillow()} "

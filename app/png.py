@@ -1,6 +1,6 @@
 """Greyscale PNGs for a whole batch at once, byte-identical to Pillow's ``Image.save(.., "PNG")``.
 
-A prototype for ``app/images.py`` (measured by ``benchmarks/micro_bench.py png``): the rows of
+Used by ``app.images`` for batches (``benchmarks/micro_bench.py png`` measures it): the rows of
 every image are filtered in a few numpy operations for the whole batch, choosing each row's
 filter as Pillow's ZIP encoder does (``src/libImaging/ZipEncode.c``: none, up, sub, paeth, in
 that order, the first with the smallest sum of |signed byte|; average only with ``optimize``),
@@ -89,7 +89,7 @@ def png(pixels: np.ndarray) -> bytes:
 
 
 def pillow_png(pixels: np.ndarray) -> bytes:
-    """The reference: what the service writes today."""
+    """The reference: Pillow's PNG of uint8 [H, W]."""
     from PIL import Image
 
     buffer = io.BytesIO()
