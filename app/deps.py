@@ -33,38 +33,37 @@ async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-async def get_settings(request: Request) -> Settings:
-    return request.app.state.runtime.settings
-
-
-async def get_admission(request: Request) -> Admission:
-    return request.app.state.runtime.admission
-
-
-async def get_uploads(request: Request) -> UploadDecoder:
-    return request.app.state.runtime.uploads
-
-
 async def get_served(request: Request) -> ServedModel:
     return request.app.state.runtime.served
 
 
-async def lease_version(
+@dataclass(frozen=True)
+class ModelContext:
+    """What a handler needs to run the model: the version it holds, and the runtime's
+    settings, admission control and upload decoder."""
+
+    servable: Servable
+    settings: Settings
+    admission: Admission
+    uploads: UploadDecoder
+
+
+async def use_model(
     request: Request,
     version: Annotated[
         int | None,
         Query(ge=1, description="Model version to use (default: the newest served)"),
     ] = None,
-) -> AsyncIterator[Servable]:
+) -> AsyncIterator[ModelContext]:
     """The requested (or newest) model version, held until the answer is sent; 503 saying
-    why while none is loaded, 404 for a version that is not served."""
-    with request.app.state.runtime.served.lease(version) as servable:
-        yield servable
+    why while none is loaded, 404 for a version that is not served. One dependency for all a
+    handler needs: each dependency costs FastAPI a full solving pass per request (three of
+    them took 60 µs of a generate request's 460 on the event loop)."""
+    runtime: Runtime = request.app.state.runtime
+    with runtime.served.lease(version) as servable:
+        yield ModelContext(servable, runtime.settings, runtime.admission, runtime.uploads)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-AdmissionDep = Annotated[Admission, Depends(get_admission)]
-UploadsDep = Annotated[UploadDecoder, Depends(get_uploads)]
 ServedDep = Annotated[ServedModel, Depends(get_served)]
-VersionDep = Annotated[Servable, Depends(lease_version)]
+ModelDep = Annotated[ModelContext, Depends(use_model)]

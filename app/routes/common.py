@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Header, HTTPException, Query
+from fastapi import HTTPException, Query, Request
 
 from app import negotiation
 from app.config import Settings
@@ -14,7 +14,6 @@ NrowQuery = Annotated[
     int | None, Query(ge=1, le=256, description="PNG grids: images per row (default: square)")
 ]
 ScaleQuery = Annotated[int, Query(ge=1, le=16, description="PNG only: upscale factor")]
-AcceptHeader = Annotated[str | None, Header(include_in_schema=False)]
 
 OVERLOADED: dict[int | str, dict[str, Any]] = {
     503: {
@@ -60,6 +59,12 @@ def media_type(accept: str | None, offers: tuple[str, ...] = negotiation.IMAGE_T
     if chosen is None:
         raise HTTPException(406, detail=f"Accept must allow one of {', '.join(offers)}")
     return chosen
+
+
+def accepted(request: Request, offers: tuple[str, ...] = negotiation.IMAGE_TYPES) -> str:
+    """``media_type`` of the request's Accept header (read from the request: a Header
+    parameter costs FastAPI ~9 µs more per request)."""
+    return media_type(request.headers.get("accept"), offers)
 
 
 def check_rows(rows: int, field: list[str | int], settings: Settings) -> None:

@@ -11,23 +11,22 @@ import random
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, File, UploadFile
+from fastapi import APIRouter, File, Request, UploadFile
 from starlette.responses import Response
 
 from app import images
-from app.deps import AdmissionDep, SettingsDep, UploadsDep, VersionDep
+from app.deps import ModelDep
 from app.responses import EncodeAnswer, GenerateAnswer, ImagesAnswer
 from app.routes.common import (
     IMAGES_RESPONSES,
     OVERLOADED,
     VERSION_NOT_SERVED,
-    AcceptHeader,
     NrowQuery,
     ScaleQuery,
+    accepted,
     check_png_size,
     check_rows,
     invalid,
-    media_type,
 )
 from app.schemas import (
     DecodeRequest,
@@ -37,6 +36,7 @@ from app.schemas import (
     ImagesResponse,
     Problem,
 )
+from app.uploads import UploadDecoder
 from vae_contract import ANY_DIGIT, Signature
 
 # Drawn seeds: a generator seeded once per process. secrets.randbelow read os.urandom on every
@@ -69,20 +69,18 @@ def sample_rows(
 )
 async def generate(
     body: GenerateRequest,
-    servable: VersionDep,
-    settings: SettingsDep,
-    admission: AdmissionDep,
-    accept: AcceptHeader = None,
+    model: ModelDep,
+    request: Request,
     nrow: NrowQuery = None,
     scale: ScaleQuery = 1,
 ) -> Response:
     """Decode `count` codes drawn from the model's prior. The same `seed` always gives the same
     digits; without one a seed is drawn and returned (in the `X-Seed` header for PNGs).
     `digit` asks for that digit (when `GET /v1/model` says `supports_digit`)."""
-    kind = media_type(accept)
-    check_rows(body.count, ["body", "count"], settings)
-    check_png_size(kind, body.count, scale, settings)
-    if body.digit is not None and not servable.model.supports_digit:
+    kind = accepted(request)
+    check_rows(body.count, ["body", "count"], model.settings)
+    check_png_size(kind, body.count, scale, model.settings)
+    if body.digit is not None and not model.servable.model.supports_digit:
         raise invalid(
             ["body", "digit"],
             "this model cannot generate a chosen digit (supports_digit is false in "
@@ -91,8 +89,8 @@ async def generate(
     seed = SEEDS.getrandbits(31) if body.seed is None else body.seed
     answer = GenerateAnswer(kind, "generate", nrow, scale, seed=seed, digit=body.digit)
     inputs = sample_rows(body.count, seed, body.temperature, body.digit)
-    async with admission.admit(body.count, "generate"):
-        return await servable.run(Signature.SAMPLE_BATCH, inputs, answer)
+    async with model.admission.admit(body.count, "generate"):
+        return await model.servable.run(Signature.SAMPLE_BATCH, inputs, answer)
 
 
 @router.post(
@@ -103,20 +101,18 @@ async def generate(
 )
 async def decode(
     body: DecodeRequest,
-    servable: VersionDep,
-    settings: SettingsDep,
-    admission: AdmissionDep,
-    accept: AcceptHeader = None,
+    model: ModelDep,
+    request: Request,
     nrow: NrowQuery = None,
     scale: ScaleQuery = 1,
 ) -> Response:
     """One image per row of `latents`; each row has `latent_dim` numbers (see GET /v1/model).
     Posting the `mu` that `/v1/encode` returned reconstructs the uploads."""
-    kind = media_type(accept)
+    kind = accepted(request)
     rows = len(body.latents)
-    check_rows(rows, ["body", "latents"], settings)
-    check_png_size(kind, rows, scale, settings)
-    latent_dim = servable.model.latent_dim
+    check_rows(rows, ["body", "latents"], model.settings)
+    check_png_size(kind, rows, scale, model.settings)
+    latent_dim = model.servable.model.latent_dim
     for row, code in enumerate(body.latents):
         if len(code) != latent_dim:
             raise invalid(
@@ -124,8 +120,8 @@ async def decode(
                 f"latent code has {len(code)} numbers, the model needs {latent_dim}",
             )
     answer = ImagesAnswer(kind, "decode", nrow, scale)
-    async with admission.admit(rows, "decode"):
-        return await servable.run(
+    async with model.admission.admit(rows, "decode"):
+        return await model.servable.run(
             Signature.DECODE, {"z": np.asarray(body.latents, np.float32)}, answer
         )
 
@@ -149,21 +145,20 @@ async def encode(
         File(description="One or more digit images (PNG, JPEG, GIF, BMP, WebP, TIFF)",
              min_length=1),
     ],
-    servable: VersionDep,
-    settings: SettingsDep,
-    admission: AdmissionDep,
-    uploads: UploadsDep,
+    model: ModelDep,
 ) -> Response:
     """One row of `mu`, `sigma` and `log_var` per uploaded part named `file`, in order.
     Photos and scans are made MNIST-like first: orientation, alpha on white, greyscale,
     dark-on-light inverted, cropped to the digit, fitted in 20×20, centred by mass in 28×28."""
-    check_rows(len(file), ["body", "file"], settings)
-    async with admission.admit(len(file), "encode"):
-        batch = [await load_upload(uploads, upload, index) for index, upload in enumerate(file)]
-        return await servable.run(Signature.ENCODE, {"images": np.stack(batch)}, EncodeAnswer())
+    check_rows(len(file), ["body", "file"], model.settings)
+    async with model.admission.admit(len(file), "encode"):
+        batch = [await load_upload(model.uploads, upload, index)
+                 for index, upload in enumerate(file)]
+        return await model.servable.run(Signature.ENCODE, {"images": np.stack(batch)},
+                                        EncodeAnswer())
 
 
-async def load_upload(uploads: UploadsDep, upload: UploadFile, index: int) -> np.ndarray:
+async def load_upload(uploads: UploadDecoder, upload: UploadFile, index: int) -> np.ndarray:
     """One uploaded part, MNIST-like; a bad file is a 4xx naming it."""
     name = upload.filename or f"file #{index + 1}"
     try:

@@ -27,20 +27,19 @@ from starlette.responses import FileResponse, Response
 
 from app import images, latent, negotiation
 from app.config import Settings
-from app.deps import AdmissionDep, ServedDep, SettingsDep, UploadsDep, VersionDep
+from app.deps import ModelDep, ServedDep
 from app.lifecycle import Servable
 from app.responses import PairsAnswer, PathAnswer, ReconstructAnswer, ScoreAnswer
 from app.routes.common import (
     IMAGES_RESPONSES,
     OVERLOADED,
     VERSION_NOT_SERVED,
-    AcceptHeader,
     NrowQuery,
     ScaleQuery,
+    accepted,
     check_png_size,
     check_rows,
     invalid,
-    media_type,
 )
 from app.routes.digits import load_upload, sample_rows
 from app.schemas import (
@@ -55,6 +54,7 @@ from app.schemas import (
     TraverseRequest,
     TraverseResponse,
 )
+from app.uploads import UploadDecoder
 from vae_contract import REPORT_DIR, Signature
 
 router = APIRouter(tags=["explore"])
@@ -134,7 +134,7 @@ async def read_files(
     return files, options
 
 
-async def load_files(uploads: UploadsDep, files: list[tuple[str, bytes]]) -> np.ndarray:
+async def load_files(uploads: UploadDecoder, files: list[tuple[str, bytes]]) -> np.ndarray:
     """Uploads made MNIST-like, float32 [N, 28, 28]; a bad file is a 4xx naming it."""
     batch = []
     for index, (name, data) in enumerate(files):
@@ -228,18 +228,17 @@ async def reconstruct(
         File(description="One or more digit images (PNG, JPEG, GIF, BMP, WebP, TIFF)",
              min_length=1),
     ],
-    servable: VersionDep,
-    settings: SettingsDep,
-    admission: AdmissionDep,
-    uploads: UploadsDep,
-    accept: AcceptHeader = None,
+    model: ModelDep,
+    request: Request,
     scale: ScaleQuery = 1,
 ) -> Response:
     """For each part named `file`: the 28×28 input the model saw (after the MNIST-style
     preprocessing of `/v1/encode`), μ and σ of its code, the reconstruction (μ decoded), and
     an importance-weighted estimate of log p(x) with its percentile among test digits (as
     `/v1/score`)."""
-    kind = media_type(accept, JSON_OR_PNG)
+    servable, settings = model.servable, model.settings
+    admission, uploads = model.admission, model.uploads
+    kind = accepted(request, JSON_OR_PNG)
     rows = len(file)
     check_rows(rows, ["body", "file"], settings)
     reference = servable.model.metadata.score_reference
@@ -272,11 +271,7 @@ async def reconstruct(
 )
 async def interpolate(
     request: Request,
-    servable: VersionDep,
-    settings: SettingsDep,
-    admission: AdmissionDep,
-    uploads: UploadsDep,
-    accept: AcceptHeader = None,
+    model: ModelDep,
     nrow: NrowQuery = None,
     scale: ScaleQuery = 1,
 ) -> Response:
@@ -286,7 +281,9 @@ async def interpolate(
     `file`: the ends are their μ) with form fields `steps` and `method`. `method` is `linear`
     or `spherical` (slerp, suited to prior samples; the default between seeds). A PNG answer
     is one strip (`nrow` defaults to `steps`)."""
-    kind = media_type(accept)
+    servable, settings = model.servable, model.settings
+    admission, uploads = model.admission, model.uploads
+    kind = accepted(request)
     body: InterpolateRequest | None = None
     files: list[tuple[str, bytes]] = []
     if is_multipart(request):
@@ -337,10 +334,8 @@ async def seed_codes(servable: Servable, seeds: list[int], digits: list[int | No
 )
 async def traverse(
     body: TraverseRequest,
-    servable: VersionDep,
-    settings: SettingsDep,
-    admission: AdmissionDep,
-    accept: AcceptHeader = None,
+    model: ModelDep,
+    request: Request,
     nrow: NrowQuery = None,
     scale: ScaleQuery = 1,
 ) -> Response:
@@ -348,23 +343,24 @@ async def traverse(
     `range[1]`, where `u` is the axis (a principal axis of the training encodings, or one
     latent coordinate) and `σ` the training codes' standard deviation along it. Without
     `latent`, the walk starts from the training codes' mean. A PNG answer is one strip."""
-    kind = media_type(accept)
+    servable, settings, admission = model.servable, model.settings, model.admission
+    kind = accepted(request)
     check_steps(body.steps, settings)
     check_png_size(kind, body.steps, scale, settings)
-    model = servable.model
-    axes = model.metadata.latent_axes
-    if body.axis >= model.latent_dim:
-        raise invalid(["body", "axis"], f"axis must be below latent_dim ({model.latent_dim})")
+    vae = servable.model
+    axes = vae.metadata.latent_axes
+    if body.axis >= vae.latent_dim:
+        raise invalid(["body", "axis"], f"axis must be below latent_dim ({vae.latent_dim})")
     if body.basis == "principal" and axes is None:
         raise invalid(["body", "basis"], "this model was exported without latent_axes: use "
                                          '"basis": "dimension"')
     if body.latent is not None:
-        start = check_codes([body.latent], model.latent_dim, ["body", "latent"])[0]
+        start = check_codes([body.latent], vae.latent_dim, ["body", "latent"])[0]
     elif axes is not None:
         start = np.asarray(axes.mean, np.float32)
     else:
-        start = np.zeros(model.latent_dim, np.float32)
-    unit, spread = latent.direction(axes, body.basis, body.axis, model.latent_dim)
+        start = np.zeros(vae.latent_dim, np.float32)
+    unit, spread = latent.direction(axes, body.basis, body.axis, vae.latent_dim)
     low, high = body.range
     offsets, codes = latent.traverse(start, unit, spread, low, high, body.steps)
     answer = PathAnswer(kind, "traverse", nrow or body.steps, scale, latents=codes,
@@ -387,11 +383,7 @@ async def traverse(
 )
 async def score(
     request: Request,
-    servable: VersionDep,
-    settings: SettingsDep,
-    admission: AdmissionDep,
-    uploads: UploadsDep,
-    accept: AcceptHeader = None,
+    model: ModelDep,
 ) -> Response:
     """An importance-weighted (IWAE) estimate of log p(x) for each image, in nats: the log of
     the mean of p(x|z)p(z)/q(z|x) over the model's reference number of samples z ~ q(z|x)
@@ -400,7 +392,9 @@ async def score(
     them. Post image
     files (multipart, parts named `file`: made MNIST-like as in `/v1/encode`) or codes
     (JSON `latents`: each is decoded and the decoded digit is scored)."""
-    media_type(accept, (negotiation.JSON,))
+    servable, settings = model.servable, model.settings
+    admission, uploads = model.admission, model.uploads
+    accepted(request, (negotiation.JSON,))
     reference = servable.model.metadata.score_reference
     samples, seed = latent.score_settings(reference)
     answer = ScoreAnswer(samples, seed, reference)
@@ -433,9 +427,10 @@ def report_folder(served: ServedDep, servable: Servable) -> Path:
 
 @router.get("/v1/model/report", response_model=ReportPictures, tags=["model"],
             responses={**VERSION_NOT_SERVED, **OVERLOADED})
-async def report_pictures(servable: VersionDep, served: ServedDep) -> dict[str, Any]:
+async def report_pictures(model: ModelDep, served: ServedDep) -> dict[str, Any]:
     """The pictures the evaluation drew for the served version (or `?version=`): random
     samples, reconstructions, the latent map, a traversal, per-digit samples, curves."""
+    servable = model.servable
     folder = report_folder(served, servable)
     names = sorted(p.name for p in folder.glob("*.png") if re.match(PICTURE_NAME, p.name))
     return {"version": servable.version, "pictures": names}
@@ -451,11 +446,12 @@ async def report_pictures(servable: VersionDep, served: ServedDep) -> dict[str, 
 )
 async def report_picture(
     name: Annotated[str, PathParam(pattern=PICTURE_NAME, description="e.g. samples.png")],
-    servable: VersionDep,
+    model: ModelDep,
     served: ServedDep,
 ) -> Response:
     """One picture of the served version's report, by the name `GET /v1/model/report`
     lists."""
+    servable = model.servable
     path = report_folder(served, servable) / name
     if not path.is_file():
         raise HTTPException(404, detail=f"version {servable.version} has no report picture "

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from app.admission import Overloaded
 from app.batching import InvalidInput
-from app.deps import RuntimeDep, VersionDep
+from app.deps import ModelDep, RuntimeDep, ServedDep
 from app.lifecycle import Unavailable, VersionNotFound
 from app.responses import json_response
 from app.routes.common import OVERLOADED, VERSION_NOT_SERVED
@@ -63,19 +63,19 @@ PREDICT_EXAMPLES = {
 
 @router.get("/v1/model", response_model=ModelInfo, tags=["model"],
             responses={**VERSION_NOT_SERVED, **OVERLOADED})
-async def model_info(servable: VersionDep, runtime: RuntimeDep) -> dict[str, Any]:
+async def model_info(model: ModelDep, served: ServedDep) -> dict[str, Any]:
     """The served model (or `?version=`): its metadata.json (preset, hyperparameters, test
     figures, evaluation), latent size, device, signatures, every version's state, and the
     effective settings."""
-    model = servable.model
+    vae = model.servable.model
     return {
-        **model.metadata.model_dump(),
-        "version": model.version,
-        "device": "GPU" if "GPU" in model.device.upper() else "CPU",
-        "device_name": model.device,
-        "signatures": sorted(model.signatures),
-        "versions": [VersionInfo(**vars(s)) for s in runtime.served.statuses()],
-        "settings": runtime.settings.public(),
+        **vae.metadata.model_dump(),
+        "version": vae.version,
+        "device": "GPU" if "GPU" in vae.device.upper() else "CPU",
+        "device_name": vae.device,
+        "signatures": sorted(vae.signatures),
+        "versions": [VersionInfo(**vars(s)) for s in served.statuses()],
+        "settings": model.settings.public(),
     }
 
 
