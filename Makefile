@@ -15,13 +15,14 @@ REPLICAS ?= 1
 SWAGGER_UI_VERSION := 5.35.0
 REDOC_VERSION := 2.5.4
 VENDOR := app/static/vendor
+CODE := app training vae_contract tests benchmarks deploy
 
 export VAE_DATA_DIR := $(abspath $(DATA_DIR))
 export VAE_MODEL_DIR := $(abspath $(MODEL_DIR))
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-dev data model train run serve test lint eval classifier \
+.PHONY: help install install-dev data model train run serve test test-fast lint eval classifier \
 	bench-serve bench-train bench-soak docker docker-gpu compose-up compose-down clean browser \
 	screenshots vendor-docs
 
@@ -66,8 +67,11 @@ run: model ## Train if needed, then serve on http://127.0.0.1:8000 (docs at /doc
 serve: install ## Serve the newest model without checking for one first
 	$(BIN)/vae-serve --host $(HOST) --port $(PORT)
 
-test: install-dev data browser ## Run the whole test suite (trains a small model on real MNIST)
+test: install-dev data browser lint ## Lint, type check, then the whole test suite (real MNIST, real servers)
 	$(BIN)/python -m pytest
+
+test-fast: install-dev ## The fast tier only (seconds: routing, validation, images, maths; no TensorFlow)
+	$(BIN)/python -m pytest -m "not slow"
 
 # The browser tests drive Debian's Chromium with Playwright (a dev dependency; it never
 # downloads a browser). Installed when missing and possible; else those tests are skipped.
@@ -97,8 +101,10 @@ vendor-docs: ## Fetch the pinned Swagger UI and ReDoc files for /docs and /redoc
 	    $(VENDOR)/redoc/ \
 	  && rm -rf $$tmp && cd $(VENDOR) && sha256sum */*.js */*.css
 
-lint: install-dev ## Ruff checks
-	$(BIN)/ruff check app training tests benchmarks
+lint: install-dev ## Ruff lint and format checks, and mypy on the packages
+	$(BIN)/ruff check $(CODE)
+	$(BIN)/ruff format --check $(CODE)
+	$(BIN)/mypy app training vae_contract
 
 eval: install ## Evaluate the newest model again (figures and pictures into runs/eval/)
 	$(BIN)/vae-eval --model-dir $(MODEL_DIR) --data-dir $(DATA_DIR) --output runs/eval

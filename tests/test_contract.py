@@ -27,6 +27,8 @@ from vae_contract import (
     model_base,
 )
 
+pytestmark = pytest.mark.slow  # TensorFlow, or a trained model
+
 D = 20  # the tiny preset's latent size
 N = None  # any number of rows
 IMAGES = (N, *IMAGE_SHAPE)

@@ -9,6 +9,8 @@ import tensorflow as tf
 
 from app.device import configure_tensorflow, select_device
 
+pytestmark = pytest.mark.slow  # TensorFlow, or a trained model
+
 GPUS = ["/physical_device:GPU:0", "/physical_device:GPU:1"]
 
 

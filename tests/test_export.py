@@ -18,6 +18,8 @@ from training.presets import Preset, get_preset
 from training.train import Trained, export_version
 from vae_contract import ANY_DIGIT, ModelMetadata, list_versions
 
+pytestmark = pytest.mark.slow  # TensorFlow, or a trained model
+
 RELOAD_SCRIPT = textwrap.dedent(
     """
     import sys, numpy as np, tensorflow as tf

@@ -33,8 +33,8 @@ def start_server(model_dir: Path, **env: str) -> tuple[str, subprocess.Popen]:
     """``vae-serve`` on the model folder; its log goes to a file beside it (a pipe that
     nobody reads would fill up and block the server)."""
     port = free_port()
-    environment = {**os.environ, "VAE_MODEL_DIR": str(model_dir), "VAE_INTRA_OP_THREADS": "2",
-                   "VAE_INTER_OP_THREADS": "2", "VAE_MODEL_POLL_SECONDS": "0.2",
+    environment = {**os.environ, "VAE_MODEL_DIR": str(model_dir), "VAE_WORKERS": "1",
+                   "VAE_MODEL_POLL_SECONDS": "0.2",
                    "TF_CPP_MIN_LOG_LEVEL": "2", **env}
     log = open(model_dir / "server.log", "w+")  # noqa: SIM115 - closed by stop()
     process = subprocess.Popen(

@@ -11,6 +11,8 @@ import tensorflow as tf
 from training.model import importance_log_weights, negative_elbo_terms
 from vae_contract import iwae_estimate
 
+pytestmark = pytest.mark.slow  # TensorFlow, or a trained model
+
 
 def test_negative_elbo_terms_match_hand_computation():
     rng = np.random.default_rng(0)

@@ -23,6 +23,8 @@ from training.presets import get_preset
 from training.train import Trained, export_version
 from vae_contract import METADATA_FILE, ModelMetadata, list_versions, model_base
 
+pytestmark = pytest.mark.slow  # TensorFlow, or a trained model
+
 ENV = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
 SMALL_EVAL = ["--iwae-k", "20", "--iwae-examples", "100", "--eval-samples", "500",
               "--samples-per-digit", "50"]

@@ -92,6 +92,7 @@ def test_per_class_accuracy_lists_only_labels_present():
     assert per_class_accuracy(PROBS, [2, 2, 2, 2]) == {2: 0.5}
 
 
+@pytest.mark.slow
 def test_shipped_classifier_is_accurate_and_returns_features(data_dir):
     from training.classifier import DEFAULT_PATH, classify, load_classifier
     from training.data import DataError, load_mnist, to_float

@@ -1,4 +1,5 @@
-"""End to end: a real `vae-serve` process on loopback, real HTTP, a real trained model."""
+"""End to end: a real `vae-serve` process on loopback (its defaults: two worker processes), real
+HTTP, a real trained model."""
 
 from __future__ import annotations
 
@@ -27,8 +28,7 @@ def free_port() -> int:
 def server(model_dir, tmp_path_factory):
     port = free_port()
     log = open(tmp_path_factory.mktemp("server") / "server.log", "w+")  # noqa: SIM115
-    env = {**os.environ, "VAE_MODEL_DIR": str(model_dir), "VAE_INTRA_OP_THREADS": "2",
-           "VAE_INTER_OP_THREADS": "2", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "VAE_MODEL_DIR": str(model_dir), "TF_CPP_MIN_LOG_LEVEL": "2"}
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "--host", "127.0.0.1", "--port", str(port)],
         env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
@@ -69,6 +69,24 @@ def test_encode_decode_and_model_over_real_http(server, mnist):
     decoded = httpx.post(f"{url}/v1/decode", json={"latents": encoded["mu"]}).json()
     assert len(decoded["images"]) == 1
     assert httpx.get(f"{url}/v1/model").json()["device"] == "CPU"
+
+
+def test_metrics_add_up_every_worker(server):
+    """Prometheus multiprocess mode: whichever worker answers the scrape, the counts are the
+    whole server's."""
+    url, _ = server
+
+    def generated() -> float:
+        text = httpx.get(f"{url}/metrics").text
+        prefix = 'vae_images_total{endpoint="generate"}'
+        line = [x for x in text.splitlines() if x.startswith(prefix)]
+        return float(line[0].split()[-1]) if line else 0.0
+
+    before = generated()
+    for seed in range(40):  # a new connection each: both workers answer some
+        httpx.post(f"{url}/v1/generate", json={"count": 1, "seed": seed})
+    for _ in range(5):  # the same total from every worker's scrape
+        assert generated() == before + 40
 
 
 def test_bad_input_is_4xx_and_the_server_survives(server):

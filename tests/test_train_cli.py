@@ -91,6 +91,7 @@ def test_resume_never_continues_another_configuration(tmp_path, data_dir):
     assert (stopped / "training_metadata.json").is_file()  # still there to resume
 
 
+@pytest.mark.slow
 def test_if_missing_does_not_train_again_nor_load_tensorflow(model_dir):
     run = subprocess.run(
         [sys.executable, "-c", VAE_TRAIN_REPORTING_TENSORFLOW, "--if-missing", "--resume",
