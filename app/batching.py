@@ -124,9 +124,13 @@ class Batcher:
         if rows <= self.max_rows or constants:
             return await self._submit(signature, batched, constants, rows, answer)
         parts = [
-            self._submit(signature, {k: v[start : start + self.max_rows] for k, v in
-                                     batched.items()}, constants,
-                         min(self.max_rows, rows - start), None)
+            self._submit(
+                signature,
+                {k: v[start : start + self.max_rows] for k, v in batched.items()},
+                constants,
+                min(self.max_rows, rows - start),
+                None,
+            )
             for start in range(0, rows, self.max_rows)
         ]
         chunks = await asyncio.gather(*parts)
@@ -194,8 +198,9 @@ class Batcher:
     def _run_batch(self, jobs: list[Job]) -> None:
         signature = jobs[0].signature
         try:
-            inputs = {name: np.concatenate([j.inputs[name] for j in jobs])
-                      for name in jobs[0].inputs}
+            inputs = {
+                name: np.concatenate([j.inputs[name] for j in jobs]) for name in jobs[0].inputs
+            }
             inputs.update(dict(jobs[0].constants))
             with metrics.INFERENCE.labels(signature).time():
                 outputs = self.model.call(signature, inputs)

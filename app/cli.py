@@ -14,9 +14,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="vae-serve", description="Serve the VAE over HTTP.")
     parser.add_argument("--host", default=settings.host, help="bind address (default %(default)s)")
     parser.add_argument("--port", type=int, default=settings.port, help="(default %(default)s)")
-    parser.add_argument("--workers", type=int, default=settings.workers,
-                        help="processes, each with its own copy of the model (default "
-                        "%(default)s); /metrics adds up all of them")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=settings.workers,
+        help="processes, each with its own copy of the model (default "
+        "%(default)s); /metrics adds up all of them",
+    )
     args = parser.parse_args(argv)
     run(settings, args.host, args.port, args.workers)
 

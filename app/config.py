@@ -52,7 +52,8 @@ class Settings(BaseSettings):
         5 * MiB, ge=1024, description="Largest multipart (upload) request body, in bytes"
     )
     max_json_bytes: int = Field(
-        MiB, ge=1024,
+        MiB,
+        ge=1024,
         description="Largest other request body (JSON), in bytes: parsed on the event loop",
     )
     max_image_pixels: int = Field(
@@ -65,7 +66,8 @@ class Settings(BaseSettings):
         64, ge=2, le=1024, description="Most images on an interpolation or traversal path"
     )
     max_score_samples: int = Field(
-        8_192, ge=1,
+        8_192,
+        ge=1,
         description="Most importance samples per scoring request (images × the model's "
         "score samples): log p(x) costs one decoder pass per sample",
     )
@@ -82,7 +84,8 @@ class Settings(BaseSettings):
     )
     decode_concurrency: int = Field(2, ge=1, description="Uploads decoded at once")
     decode_memory_bytes: int = Field(
-        256 * MiB, ge=16 * MiB,
+        256 * MiB,
+        ge=16 * MiB,
         description="Memory the uploads being decoded may take, all requests together; "
         "beyond, they wait their turn (an image that can never fit: 413)",
     )
@@ -112,8 +115,9 @@ class Settings(BaseSettings):
         "info", description="Logging level"
     )
     access_log: bool = Field(
-        False, description="One log line per request (uvicorn's access log); requests are "
-        "counted in /metrics either way"
+        False,
+        description="One log line per request (uvicorn's access log); requests are "
+        "counted in /metrics either way",
     )
 
     @field_validator("log_level", mode="before")

@@ -48,8 +48,9 @@ class ConnectionGuard:
     """Body size limit and stall timeout, connection close after refusing a body, cancel on
     disconnect."""
 
-    def __init__(self, app: ASGIApp, max_upload_bytes: int, max_json_bytes: int,
-                 body_timeout: float):
+    def __init__(
+        self, app: ASGIApp, max_upload_bytes: int, max_json_bytes: int, body_timeout: float
+    ):
         self.app = app
         self.max_upload_bytes = max_upload_bytes
         self.max_json_bytes = max_json_bytes
@@ -92,8 +93,14 @@ class ConnectionGuard:
 class _Request:
     """One request's receive and send, as the guard wraps them."""
 
-    def __init__(self, receive: Receive, send: Send, limit: tuple[int, str], body_timeout: float,
-                 has_body: bool):
+    def __init__(
+        self,
+        receive: Receive,
+        send: Send,
+        limit: tuple[int, str],
+        body_timeout: float,
+        has_body: bool,
+    ):
         self._receive = receive
         self._send = send
         self.max_bytes, self.setting = limit
@@ -159,8 +166,15 @@ class _Request:
 
 async def _refuse_too_large(send: Send, limit: int, setting: str) -> None:
     body = json.dumps({"detail": too_large(limit, setting)}).encode()
-    await send({"type": "http.response.start", "status": 413, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close"),
-    ]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -96,8 +96,9 @@ def decode(image: Image.Image, name: str) -> Image.Image:
         small = _shrink(averageable)
     except Exception:  # noqa: BLE001 - truncated or corrupt data in any decoder
         raise ImageError(
-            422, f"{name}: the image data is corrupt, truncated or in a layout that is not "
-            "supported") from None
+            422,
+            f"{name}: the image data is corrupt, truncated or in a layout that is not supported",
+        ) from None
     small.getexif()[ExifTags.Base.Orientation] = orientation
     ImageOps.exif_transpose(small, in_place=True)  # the small image: no full-size copy
     return small

@@ -40,8 +40,9 @@ def interpolate(start: np.ndarray, end: np.ndarray, steps: int, method: Method) 
     return ((1 - t) * start + t * end).astype(np.float32)
 
 
-def direction(axes: LatentAxes | None, basis: str, axis: int, latent_dim: int
-              ) -> tuple[np.ndarray, float]:
+def direction(
+    axes: LatentAxes | None, basis: str, axis: int, latent_dim: int
+) -> tuple[np.ndarray, float]:
     """The unit direction of ``axis`` and the training codes' standard deviation along it.
 
     ``principal``: the axis-th principal axis of the training encodings. ``dimension``: the
@@ -61,8 +62,9 @@ def direction(axes: LatentAxes | None, basis: str, axis: int, latent_dim: int
     return unit, float(np.sqrt(((a[:, axis] * s) ** 2).sum()))
 
 
-def traverse(code: np.ndarray, unit: np.ndarray, spread: float, low: float, high: float,
-             steps: int) -> tuple[np.ndarray, np.ndarray]:
+def traverse(
+    code: np.ndarray, unit: np.ndarray, spread: float, low: float, high: float, steps: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Codes ``code + o·spread·unit`` for ``steps`` offsets ``o`` from ``low`` to ``high``
     (in standard deviations); returns (offsets, codes float32 [steps, D])."""
     offsets = np.linspace(low, high, steps)

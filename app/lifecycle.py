@@ -357,8 +357,13 @@ class ServedModel:
         if not self._available:
             gc.collect()
         gc.freeze()
-        log.info("model version %d loaded on %s (latent_dim %d), warm-up %.2f s",
-                 model.version, model.device, model.latent_dim, seconds)
+        log.info(
+            "model version %d loaded on %s (latent_dim %d), warm-up %.2f s",
+            model.version,
+            model.device,
+            model.latent_dim,
+            seconds,
+        )
         return model
 
     def _swap(self, serving: dict[int, Servable]) -> None:
@@ -370,8 +375,7 @@ class ServedModel:
         self._available = serving  # the atomic switch: one assignment on the event loop
         metrics.SERVING_VERSION.set(max(serving) if serving else 0)
         for servable in retired:
-            log.info("model version %d retired; unloading after its last request",
-                     servable.version)
+            log.info("model version %d retired; unloading after its last request", servable.version)
             servable.retiring = True
             self._set_state(servable.version, State.UNLOADING)
             if servable.leases == 0:
@@ -446,8 +450,11 @@ def _tensorflow_loader(settings: Settings) -> Loader:
         from app.model import VaeModel
 
         if not device:
-            device.append(configure_tensorflow(
-                settings.device, settings.intra_op_threads, settings.inter_op_threads))
+            device.append(
+                configure_tensorflow(
+                    settings.device, settings.intra_op_threads, settings.inter_op_threads
+                )
+            )
         return VaeModel(path, device[0])
 
     return load

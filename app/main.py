@@ -46,14 +46,16 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
     """A new application; ``settings`` default to the environment's, ``load`` to loading
     SavedModels with TensorFlow."""
     settings = settings or get_settings()
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     runtime = Runtime(
         settings=settings,
         served=ServedModel(settings, load),
         admission=Admission(settings.max_queue_rows, settings.request_timeout),
-        uploads=UploadDecoder(settings.max_image_pixels, settings.decode_concurrency,
-                              settings.decode_memory_bytes),
+        uploads=UploadDecoder(
+            settings.max_image_pixels, settings.decode_concurrency, settings.decode_memory_bytes
+        ),
     )
 
     @asynccontextmanager
@@ -78,21 +80,34 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
-    app.add_middleware(ConnectionGuard, max_upload_bytes=settings.max_upload_bytes,
-                       max_json_bytes=settings.max_json_bytes,
-                       body_timeout=settings.body_timeout)
+    app.add_middleware(
+        ConnectionGuard,
+        max_upload_bytes=settings.max_upload_bytes,
+        max_json_bytes=settings.max_json_bytes,
+        body_timeout=settings.body_timeout,
+    )
     app.add_middleware(metrics.MetricsMiddleware)
     add_error_handlers(app)
     app.include_router(digits.router)
-    app.include_router(digits.upload_router, form_limits={
-        "max_files": settings.max_batch, "max_fields": 8, "max_part_size": 65536,
-    })
+    app.include_router(
+        digits.upload_router,
+        form_limits={
+            "max_files": settings.max_batch,
+            "max_fields": 8,
+            "max_part_size": 65536,
+        },
+    )
     app.include_router(models.router)
     app.include_router(health.router)
     app.include_router(explore.router)
-    app.include_router(explore.upload_router, form_limits={
-        "max_files": settings.max_batch, "max_fields": 8, "max_part_size": 65536,
-    })
+    app.include_router(
+        explore.upload_router,
+        form_limits={
+            "max_files": settings.max_batch,
+            "max_fields": 8,
+            "max_part_size": 65536,
+        },
+    )
     app.include_router(pages.router)
     pages.mount_static(app)
     return app
@@ -114,15 +129,19 @@ def add_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, error: HTTPException) -> Response:
         headers = getattr(error, "headers", None)
         if request.url.path.startswith(TF_SERVING_PREFIX):  # TensorFlow Serving's error format
-            message = f"Malformed request: {request.method} {request.url.path}" \
-                if error.status_code == 404 else str(error.detail)
+            message = (
+                f"Malformed request: {request.method} {request.url.path}"
+                if error.status_code == 404
+                else str(error.detail)
+            )
             return json_response({"error": message}, error.status_code, headers)
         return json_response({"detail": error.detail}, error.status_code, headers)
 
     @app.exception_handler(Overloaded)
     async def overloaded(request: Request, error: Overloaded) -> Response:
-        return json_response({"detail": error.message}, 503,
-                             {"Retry-After": str(error.retry_after)})
+        return json_response(
+            {"detail": error.message}, 503, {"Retry-After": str(error.retry_after)}
+        )
 
     @app.exception_handler(Unavailable)
     async def unavailable(request: Request, error: Unavailable) -> Response:

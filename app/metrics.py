@@ -26,38 +26,46 @@ MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 REQUESTS = Counter("vae_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
-    "vae_http_request_seconds", "HTTP request latency", ["route"],
+    "vae_http_request_seconds",
+    "HTTP request latency",
+    ["route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 INFERENCE = Histogram(
-    "vae_inference_seconds", "Time in the SavedModel per (batched) call", ["signature"],
+    "vae_inference_seconds",
+    "Time in the SavedModel per (batched) call",
+    ["signature"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
 BATCH_REQUESTS = Histogram(
-    "vae_batch_requests", "Requests merged into one SavedModel call", ["signature"],
+    "vae_batch_requests",
+    "Requests merged into one SavedModel call",
+    ["signature"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
 IMAGES = Counter("vae_images_total", "Images generated, decoded or encoded", ["endpoint"])
 DROPPED = Counter(
-    "vae_dropped_calls_total", "Queued work dropped unrun (deadline or client gone)",
+    "vae_dropped_calls_total",
+    "Queued work dropped unrun (deadline or client gone)",
     ["signature"],
 )
 REFUSED = Counter(
-    "vae_refused_requests_total", "Requests answered 503 by admission control",
+    "vae_refused_requests_total",
+    "Requests answered 503 by admission control",
     ["endpoint", "reason"],
 )
 QUEUED_ROWS = Gauge(
-    "vae_admitted_rows", "Rows (images) admitted and not yet answered",
+    "vae_admitted_rows",
+    "Rows (images) admitted and not yet answered",
     multiprocess_mode="livesum",
 )
-QUEUE_CAPACITY = Gauge(
-    "vae_admitted_rows_limit", "VAE_MAX_QUEUE_ROWS", multiprocess_mode="livesum"
-)
+QUEUE_CAPACITY = Gauge("vae_admitted_rows_limit", "VAE_MAX_QUEUE_ROWS", multiprocess_mode="livesum")
 MODEL_READY = Gauge(
     "vae_model_ready", "1 when a model version is loaded and warm", multiprocess_mode="livemin"
 )
 SERVING_VERSION = Gauge(
-    "vae_model_serving_version", "The version unversioned requests get",
+    "vae_model_serving_version",
+    "The version unversioned requests get",
     multiprocess_mode="livemax",
 )
 LOAD_FAILURES = Counter(

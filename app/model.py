@@ -111,9 +111,12 @@ class VaeModel:
         specs = self.signatures[signature].inputs
         try:
             with tf.device(self.device):
-                outputs = function(**{
-                    name: tf.constant(value, specs[name].dtype) for name, value in inputs.items()
-                })
+                outputs = function(
+                    **{
+                        name: tf.constant(value, specs[name].dtype)
+                        for name, value in inputs.items()
+                    }
+                )
         except (tf.errors.InvalidArgumentError, TypeError, ValueError) as error:
             message = getattr(error, "message", None) or str(error)
             raise InvalidInput(message.strip().splitlines()[0]) from None
@@ -124,15 +127,22 @@ class VaeModel:
         for graph set-up); returns the seconds it took."""
         started = time.perf_counter()
         rows: dict[str, np.ndarray] = {
-            "seeds": np.zeros(2, np.int64), "indices": np.arange(2, dtype=np.int64),
-            "temperatures": np.ones(2, np.float32), "digits": np.full(2, -1, np.int32),
+            "seeds": np.zeros(2, np.int64),
+            "indices": np.arange(2, dtype=np.int64),
+            "temperatures": np.ones(2, np.float32),
+            "digits": np.full(2, -1, np.int32),
         }
         latents = self.call(Signature.SAMPLE_BATCH, rows)["latents"]
         images = self.call(Signature.DECODE, {"z": latents})["images"]
         self.call(Signature.ENCODE, {"images": images})
-        self.call(Signature.LOG_WEIGHTS, {
-            "images": images, "samples": np.array(2, np.int32), "seed": np.array(0, np.int64),
-        })
+        self.call(
+            Signature.LOG_WEIGHTS,
+            {
+                "images": images,
+                "samples": np.array(2, np.int32),
+                "seed": np.array(0, np.int64),
+            },
+        )
         return time.perf_counter() - started
 
 
@@ -170,7 +180,8 @@ def _read_signature_defs(version_dir: Path) -> dict[str, Any]:
         raise LoadError("DATA_LOSS", "saved_model.pb holds no graph")
     return {
         name: json_format.MessageToDict(
-            signature, preserving_proto_field_name=True,
+            signature,
+            preserving_proto_field_name=True,
             always_print_fields_with_no_presence=True,
         )
         for name, signature in saved_model.meta_graphs[0].signature_def.items()

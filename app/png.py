@@ -28,8 +28,11 @@ FILTER_CODES = np.array([0, 2, 1, 4], np.uint8)  # Pillow's trial order: none, u
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(
-        ">I", zlib.crc32(data, zlib.crc32(kind))
+    return (
+        struct.pack(">I", len(data))
+        + kind
+        + data
+        + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
     )
 
 
@@ -102,6 +105,8 @@ def matches_pillow(samples: int = 8, seed: int = 0) -> bool:
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:28, :28]
     blob = (255 * np.exp(-((yy - 14) ** 2 + (xx - 12) ** 2) / 30)).astype(np.uint8)
-    batch = np.stack([rng.integers(0, 256, (28, 28), dtype=np.uint8) for _ in range(samples)]
-                     + [blob, np.zeros((28, 28), np.uint8), np.full((28, 28), 255, np.uint8)])
+    batch = np.stack(
+        [rng.integers(0, 256, (28, 28), dtype=np.uint8) for _ in range(samples)]
+        + [blob, np.zeros((28, 28), np.uint8), np.full((28, 28), 255, np.uint8)]
+    )
     return png_batch(batch) == [pillow_png(image) for image in batch]

@@ -26,8 +26,9 @@ HEAVY_PIXELS = 256 * 1024  # about 330 digits at scale 1: encoded off the infere
 HEAVY_IMAGES = 64
 
 
-def json_response(content: Any, status_code: int = 200,
-                  headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    content: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     """Compact JSON (no spaces), as the answers are read by programs."""
     body = json.dumps(content, separators=(",", ":"), allow_nan=False).encode()
     return Response(body, status_code, headers, negotiation.JSON)
@@ -58,13 +59,18 @@ class ImagesAnswer:
             return Response(body, media_type=negotiation.PNG, headers=headers)
         if self.media_type in (negotiation.NPY, negotiation.RAW):
             pixels = images.to_pixels(batch)
-            body = images.npy_bytes(pixels) if self.media_type == negotiation.NPY else \
-                pixels.tobytes()
+            body = (
+                images.npy_bytes(pixels) if self.media_type == negotiation.NPY else pixels.tobytes()
+            )
             shape = ",".join(str(d) for d in pixels.shape)
-            return Response(body, media_type=self.media_type,
-                            headers={**headers, "X-Shape": shape, "X-Dtype": "uint8"})
-        return json_response({**self.fields(outputs), "images": images.png_base64(batch)},
-                             headers=headers or None)
+            return Response(
+                body,
+                media_type=self.media_type,
+                headers={**headers, "X-Shape": shape, "X-Dtype": "uint8"},
+            )
+        return json_response(
+            {**self.fields(outputs), "images": images.png_base64(batch)}, headers=headers or None
+        )
 
     def fields(self, outputs: dict[str, np.ndarray]) -> dict[str, Any]:
         """JSON fields besides ``images``."""
@@ -129,14 +135,20 @@ class ScoreAnswer:
 
     def scores(self, outputs: dict[str, np.ndarray]) -> dict[str, Any]:
         log_px = [iwae_estimate(row) for row in outputs["log_weights"].tolist()]
-        return {"log_px": [round(v, 3) for v in log_px],
-                "percentile": [latent.percentile(v, self.reference) for v in log_px]}
+        return {
+            "log_px": [round(v, 3) for v in log_px],
+            "percentile": [latent.percentile(v, self.reference) for v in log_px],
+        }
 
     def encode(self, outputs: dict[str, np.ndarray]) -> Response:
-        return json_response({
-            **self.scores(outputs), "samples": self.samples, "seed": self.seed,
-            "reference_examples": self.reference.examples if self.reference else None,
-        })
+        return json_response(
+            {
+                **self.scores(outputs),
+                "samples": self.samples,
+                "seed": self.seed,
+                "reference_examples": self.reference.examples if self.reference else None,
+            }
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -151,13 +163,15 @@ class ReconstructAnswer(ScoreAnswer):
     def encode(self, outputs: dict[str, np.ndarray]) -> Response:
         assert self.inputs is not None and self.log_weights is not None
         metrics.IMAGES.labels("reconstruct").inc(len(self.inputs))
-        return json_response({
-            "inputs": images.png_base64(self.inputs),
-            "mu": self.encoded["mu"].tolist(),
-            "sigma": self.encoded["sigma"].tolist(),
-            "reconstructions": images.png_base64(outputs["images"]),
-            **self.scores({"log_weights": self.log_weights}),
-        })
+        return json_response(
+            {
+                "inputs": images.png_base64(self.inputs),
+                "mu": self.encoded["mu"].tolist(),
+                "sigma": self.encoded["sigma"].tolist(),
+                "reconstructions": images.png_base64(outputs["images"]),
+                **self.scores({"log_weights": self.log_weights}),
+            }
+        )
 
 
 @dataclass(frozen=True, eq=False)

@@ -39,7 +39,10 @@ class GenerateRequest(_Request):
         None, ge=0, le=MAX_SEED, description="Same seed, same digits; drawn and returned if unset"
     )
     temperature: float = Field(
-        1.0, ge=0.0, le=10.0, allow_inf_nan=False,
+        1.0,
+        ge=0.0,
+        le=10.0,
+        allow_inf_nan=False,
         description="Scales the prior's σ: below 1 gives more typical digits, 0 the modes",
     )
     digit: int | None = Field(
@@ -111,8 +114,10 @@ PathMethod = Literal["linear", "spherical"]
 
 
 class ReconstructResponse(BaseModel):
-    inputs: list[str] = Field(description="Base64 PNGs of each upload as the model saw it: "
-                              "28×28, white on black, fitted in 20×20, centred by mass")
+    inputs: list[str] = Field(
+        description="Base64 PNGs of each upload as the model saw it: "
+        "28×28, white on black, fitted in 20×20, centred by mass"
+    )
     mu: list[list[float]] = Field(description="Posterior means, one row per uploaded file")
     sigma: list[list[float]] = Field(description="Posterior standard deviations")
     reconstructions: list[str] = Field(description="Base64 PNGs: μ decoded")
@@ -126,16 +131,22 @@ class ReconstructResponse(BaseModel):
 class InterpolateRequest(_Request):
     """A path between two codes, or between the codes of two seeds (prior samples)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"seeds": [1, 2], "steps": 8},
-        {"latents": [[-1.0] * 20, [1.0] * 20], "steps": 5, "method": "linear"},
-    ]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"seeds": [1, 2], "steps": 8},
+                {"latents": [[-1.0] * 20, [1.0] * 20], "steps": 5, "method": "linear"},
+            ]
+        }
+    )
 
     latents: list[LatentCode] | None = Field(
         None, min_length=2, max_length=2, description="The two ends, latent_dim numbers each"
     )
     seeds: list[Seed] | None = Field(
-        None, min_length=2, max_length=2,
+        None,
+        min_length=2,
+        max_length=2,
         description="Or: the ends are image 0 of /v1/generate with each seed",
     )
     digits: list[Digit | None] | None = Field(
@@ -144,10 +155,12 @@ class InterpolateRequest(_Request):
     temperature: float = Field(
         1.0, ge=0.0, le=10.0, allow_inf_nan=False, description="With seeds: as in generate"
     )
-    steps: int = Field(8, ge=2, description="Images on the path, both ends included "
-                       "(2 to VAE_MAX_STEPS)")
+    steps: int = Field(
+        8, ge=2, description="Images on the path, both ends included (2 to VAE_MAX_STEPS)"
+    )
     method: PathMethod | None = Field(
-        None, description="linear, or spherical (slerp); default: spherical between seeds "
+        None,
+        description="linear, or spherical (slerp); default: spherical between seeds "
         "(prior samples), linear otherwise",
     )
 
@@ -178,22 +191,30 @@ class InterpolateResponse(BaseModel):
 class TraverseRequest(_Request):
     """A walk from a code along one axis, in standard deviations of the training codes."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"axis": 0, "basis": "principal", "range": [-3, 3], "steps": 9},
-        {"latent": EXAMPLE_LATENT, "axis": 5, "basis": "dimension", "steps": 7},
-    ]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"axis": 0, "basis": "principal", "range": [-3, 3], "steps": 9},
+                {"latent": EXAMPLE_LATENT, "axis": 5, "basis": "dimension", "steps": 7},
+            ]
+        }
+    )
 
     latent: LatentCode | None = Field(
         None, description="Where to start; default: the mean code of the training set"
     )
     axis: int = Field(0, ge=0, description="Which axis, 0 to latent_dim - 1")
     basis: Literal["principal", "dimension"] = Field(
-        "principal", description="principal: the axis-th principal axis of the training "
+        "principal",
+        description="principal: the axis-th principal axis of the training "
         "encodings (latent_axes in GET /v1/model), by decreasing variance; dimension: the "
         "axis-th latent coordinate",
     )
     range: list[SigmaOffset] = Field(
-        [-3.0, 3.0], min_length=2, max_length=2, description="First and last offset, in "
+        [-3.0, 3.0],
+        min_length=2,
+        max_length=2,
+        description="First and last offset, in "
         "standard deviations of the training codes along the axis (-10 to 10)",
     )
     steps: int = Field(9, ge=2, description="Images, both ends included (2 to VAE_MAX_STEPS)")

@@ -67,11 +67,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         # uvicorn answers 503 once such a connection sends a request; refusing it now means a
         # client cannot hold sockets beyond the limit by sending nothing.
-        if self.limit_concurrency is not None and \
-                len(self.connections) >= self.limit_concurrency:
-            self._refuse(503, "Service Unavailable",
-                         f"at the limit of {self.limit_concurrency} connections at once "
-                         "(VAE_MAX_CONNECTIONS); retry later")
+        if self.limit_concurrency is not None and len(self.connections) >= self.limit_concurrency:
+            self._refuse(
+                503,
+                "Service Unavailable",
+                f"at the limit of {self.limit_concurrency} connections at once "
+                "(VAE_MAX_CONNECTIONS); retry later",
+            )
             return
         self._start_head_timer()  # a client that connects and says nothing
 
@@ -89,9 +91,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)
         super().data_received(data)
         if self._reading_head and self._head_bytes > self.max_header_bytes:
-            self._refuse(431, "Request Header Fields Too Large",
-                         f"request line and headers exceed {self.max_header_bytes} bytes "
-                         "(VAE_MAX_HEADER_BYTES)")
+            self._refuse(
+                431,
+                "Request Header Fields Too Large",
+                f"request line and headers exceed {self.max_header_bytes} bytes "
+                "(VAE_MAX_HEADER_BYTES)",
+            )
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -142,9 +147,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _head_timed_out(self) -> None:
         self._head_timer = None
         if self._reading_head and not self.transport.is_closing():
-            self._refuse(408, "Request Timeout",
-                         f"request headers not received within {self.header_timeout:g} s "
-                         "(VAE_HEADER_TIMEOUT)")
+            self._refuse(
+                408,
+                "Request Timeout",
+                f"request headers not received within {self.header_timeout:g} s "
+                "(VAE_HEADER_TIMEOUT)",
+            )
 
     def _refuse(self, status: int, reason: str, message: str) -> None:
         self.logger.info("closing a connection: %s", message)
@@ -191,5 +199,4 @@ def run(settings: Settings, host: str, port: int, workers: int) -> None:
         # Every worker writes its metrics here and /metrics adds them up; set before any
         # worker imports prometheus_client.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="vae-metrics-")
-    uvicorn.run("app.main:app", host=host, port=port, workers=workers,
-                **uvicorn_options(settings))
+    uvicorn.run("app.main:app", host=host, port=port, workers=workers, **uvicorn_options(settings))

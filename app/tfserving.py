@@ -65,8 +65,9 @@ def parse_predict(document: dict[str, Any], signatures: dict[str, Any]) -> Predi
         raise bad_request(f'Serving signature name: "{name}" not found in signature def')
     has_instances, has_inputs = "instances" in document, "inputs" in document
     if has_instances and has_inputs:
-        raise bad_request("Not formatted correctly expecting only one of 'inputs' or "
-                          "'instances' keys to exist")
+        raise bad_request(
+            "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist"
+        )
     if has_instances:
         values = _from_instances(document["instances"], spec.inputs)
     elif has_inputs:
@@ -74,8 +75,10 @@ def parse_predict(document: dict[str, Any], signatures: dict[str, Any]) -> Predi
     else:
         raise bad_request("Missing 'inputs' or 'instances' key")
     try:
-        arrays = {input_name: _tensor(value, spec.inputs[input_name], input_name)
-                  for input_name, value in values.items()}
+        arrays = {
+            input_name: _tensor(value, spec.inputs[input_name], input_name)
+            for input_name, value in values.items()
+        }
     except RecursionError:
         raise bad_request("inputs are nested too deeply") from None
     return PredictRequest(name, arrays, has_instances)
@@ -89,8 +92,10 @@ def _from_instances(instances: Any, inputs: dict[str, Any]) -> dict[str, list[An
     names = sorted(inputs)
     if not isinstance(instances[0], dict):
         if len(names) > 1:
-            raise bad_request("instances is a plain list, but expecting list of objects as "
-                              f"multiple input tensors required as per tensorinfo_map: {names}")
+            raise bad_request(
+                "instances is a plain list, but expecting list of objects as "
+                f"multiple input tensors required as per tensorinfo_map: {names}"
+            )
         if any(isinstance(item, dict) for item in instances):
             raise bad_request("Expecting value/list but got object in 'instances'")
         return {names[0]: instances}
@@ -99,8 +104,10 @@ def _from_instances(instances: Any, inputs: dict[str, Any]) -> dict[str, list[An
         if not isinstance(item, dict):
             raise bad_request(f"Expecting object but got list at item {index} of input list")
         if sorted(item) != names:
-            raise bad_request(f"Failed to process element: {index} of 'instances' list. "
-                              f"JSON object keys must be equal to: {','.join(names)}")
+            raise bad_request(
+                f"Failed to process element: {index} of 'instances' list. "
+                f"JSON object keys must be equal to: {','.join(names)}"
+            )
         for name in names:
             columns[name].append(item[name])
     return columns
@@ -110,8 +117,10 @@ def _from_inputs(value: Any, inputs: dict[str, Any]) -> dict[str, Any]:
     names = sorted(inputs)
     if not isinstance(value, dict):
         if len(names) > 1:
-            raise bad_request("inputs is a plain value/list, but expecting an object as "
-                              f"multiple input tensors required as per tensorinfo_map: {names}")
+            raise bad_request(
+                "inputs is a plain value/list, but expecting an object as "
+                f"multiple input tensors required as per tensorinfo_map: {names}"
+            )
         return {names[0]: value}
     missing = [name for name in names if name not in value]
     if missing:
@@ -136,8 +145,10 @@ def _tensor(value: Any, spec: Any, name: str) -> np.ndarray:
         raise bad_request(f"input {name}: the nested lists are ragged, not a tensor") from None
     if array.dtype.kind not in "iuf" or (expected.kind in "iu" and array.dtype.kind == "f"):
         raise bad_request(f"JSON Value for input {name} is not of expected type: {expected}")
-    if expected.kind in "iu" and array.size and (
-        array.min() < np.iinfo(expected).min or array.max() > np.iinfo(expected).max
+    if (
+        expected.kind in "iu"
+        and array.size
+        and (array.min() < np.iinfo(expected).min or array.max() > np.iinfo(expected).max)
     ):
         raise bad_request(f"input {name}: a value does not fit in {expected}")
     shape = spec.shape
@@ -145,8 +156,9 @@ def _tensor(value: Any, spec: Any, name: str) -> np.ndarray:
         want is not None and got != want for got, want in zip(array.shape, shape, strict=True)
     ):
         wanted = "[" + ", ".join("-1" if d is None else str(d) for d in shape) + "]"
-        raise bad_request(f"input {name} has shape {list(array.shape)}, the signature takes "
-                          f"{wanted}")
+        raise bad_request(
+            f"input {name} has shape {list(array.shape)}, the signature takes {wanted}"
+        )
     if array.ndim and array.shape[0] == 0:
         raise bad_request(f"input {name} is empty")
     return array.astype(expected, copy=False)
@@ -169,8 +181,10 @@ class PredictAnswer:
             return dumps({"outputs": content})
         sizes = {len(v) for v in outputs.values() if np.ndim(v) > 0}
         if len(sizes) != 1 or any(np.ndim(v) == 0 for v in outputs.values()):
-            raise bad_request("outputs have no common batch size: use the columnar "
-                              "'inputs' format for this signature")
+            raise bad_request(
+                "outputs have no common batch size: use the columnar "
+                "'inputs' format for this signature"
+            )
         if len(values) == 1:
             return dumps({"predictions": next(iter(values.values()))})
         rows = [dict(zip(values, row, strict=True)) for row in zip(*values.values(), strict=True)]
@@ -184,14 +198,16 @@ def dumps(content: Any) -> bytes:
 
 def status_json(statuses: list[VersionStatus]) -> dict[str, Any]:
     """``GetModelStatusResponse`` as TF Serving prints it."""
-    return {"model_version_status": [
-        {
-            "version": str(status.version),
-            "state": str(status.state),
-            "status": {"error_code": status.error_code, "error_message": status.error_message},
-        }
-        for status in statuses
-    ]}
+    return {
+        "model_version_status": [
+            {
+                "version": str(status.version),
+                "state": str(status.state),
+                "status": {"error_code": status.error_code, "error_message": status.error_message},
+            }
+            for status in statuses
+        ]
+    }
 
 
 def metadata_json(version: int, signature_defs: dict[str, Any]) -> dict[str, Any]:
@@ -206,4 +222,3 @@ def metadata_json(version: int, signature_defs: dict[str, Any]) -> dict[str, Any
 def not_found(name: str, version: int | None) -> TFServingError:
     spec = f"Latest({name})" if version is None else f"Specific({name}, {version})"
     return TFServingError(404, f"Servable not found for request: {spec}")
-

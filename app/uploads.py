@@ -89,8 +89,10 @@ class UploadDecoder:
         cost = images.decode_cost(image)
         if cost > self._budget.total:
             raise images.ImageError(
-                413, f"{name}: decoding this {image.width}×{image.height} {image.format} "
+                413,
+                f"{name}: decoding this {image.width}×{image.height} {image.format} "
                 f"image takes up to {cost // MiB} MiB, more than the decoding budget of "
-                f"{self._budget.total // MiB} MiB (VAE_DECODE_MEMORY_BYTES)")
+                f"{self._budget.total // MiB} MiB (VAE_DECODE_MEMORY_BYTES)",
+            )
         async with self._budget.hold(cost), self._slots:
             return await run_in_threadpool(images.mnist_like, image, name)

@@ -22,7 +22,6 @@ as a class to build the FastAPI endpoint, and a string would turn the body into 
     VAE_MODEL_DIR=model python benchmarks/litserve_app.py --port 8002
 """
 
-
 import argparse
 import base64
 import io
@@ -146,8 +145,10 @@ class _VaeAPI(ls.LitAPI):
     def batch(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         """The requests' rows concatenated into one call; ``requests`` keeps who asked what."""
         names = inputs[0]["rows"].keys()
-        return {"rows": {n: np.concatenate([i["rows"][n] for i in inputs]) for n in names},
-                "requests": inputs}
+        return {
+            "rows": {n: np.concatenate([i["rows"][n] for i in inputs]) for n in names},
+            "requests": inputs,
+        }
 
     def predict(self, x: dict[str, Any]) -> dict[str, Any]:
         return {"outputs": call(self.signature, **x["rows"]), "requests": x["requests"]}
@@ -181,10 +182,17 @@ class GenerateAPI(_VaeAPI):
     def encode_response(self, output: dict[str, Any]) -> Any:
         images = output["outputs"]["images"]
         if output["png"] is not None:
-            return Response(grid_png(images, output["png"].nrow, output["png"].scale),
-                            media_type="image/png", headers={"X-Seed": str(output["seed"])})
-        return {"latents": output["outputs"]["latents"].tolist(), "seed": output["seed"],
-                "digit": output["digit"], "images": png_base64(images)}
+            return Response(
+                grid_png(images, output["png"].nrow, output["png"].scale),
+                media_type="image/png",
+                headers={"X-Seed": str(output["seed"])},
+            )
+        return {
+            "latents": output["outputs"]["latents"].tolist(),
+            "seed": output["seed"],
+            "digit": output["digit"],
+            "images": png_base64(images),
+        }
 
 
 class DecodeAPI(_VaeAPI):
@@ -193,15 +201,18 @@ class DecodeAPI(_VaeAPI):
     def decode_request(self, request: DecodeBody) -> dict[str, Any]:
         for row, code in enumerate(request.latents):
             if len(code) != self.latent_dim:
-                raise HTTPException(422, f"latent code {row} has {len(code)} numbers, "
-                                         f"the model needs {self.latent_dim}")
+                raise HTTPException(
+                    422,
+                    f"latent code {row} has {len(code)} numbers, the model needs {self.latent_dim}",
+                )
         return {"rows": {"z": np.asarray(request.latents, np.float32)}, "png": request.png}
 
     def encode_response(self, output: dict[str, Any]) -> Any:
         images = output["outputs"]["images"]
         if output["png"] is not None:
-            return Response(grid_png(images, output["png"].nrow, output["png"].scale),
-                            media_type="image/png")
+            return Response(
+                grid_png(images, output["png"].nrow, output["png"].scale), media_type="image/png"
+            )
         return {"images": png_base64(images)}
 
 
@@ -215,10 +226,19 @@ class AcceptToBody:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and not self._acceptable(scope):  # as the service: 406
-            await send({"type": "http.response.start", "status": 406,
-                        "headers": [(b"content-type", b"application/json")]})
-            await send({"type": "http.response.body",
-                        "body": b'{"detail":"Accept must allow application/json or image/png"}'})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 406,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": b'{"detail":"Accept must allow application/json or image/png"}',
+                }
+            )
             return
         if scope["type"] != "http" or not self._wants_png(scope):
             await self.app(scope, receive, send)
@@ -256,7 +276,8 @@ class AcceptToBody:
     def _acceptable(scope: dict) -> bool:
         accept = dict(scope["headers"]).get(b"accept", b"*/*").lower()
         return not accept.strip() or any(
-            offer in accept for offer in (b"json", b"image/png", b"*/*", b"image/*"))
+            offer in accept for offer in (b"json", b"image/png", b"*/*", b"image/*")
+        )
 
     @staticmethod
     def _wants_png(scope: dict) -> bool:
@@ -264,38 +285,69 @@ class AcceptToBody:
         return b"image/png" in accept and b"application/json" not in accept
 
 
-def build_server(max_batch_size: int, batch_timeout: float, fast_queue: bool,
-                 workers_per_device: int) -> ls.LitServer:
+def build_server(
+    max_batch_size: int, batch_timeout: float, fast_queue: bool, workers_per_device: int
+) -> ls.LitServer:
     """Both endpoints on one LitServer, CPU inference workers."""
     apis = [
-        GenerateAPI(api_path="/v1/generate", max_batch_size=max_batch_size,
-                    batch_timeout=batch_timeout),
-        DecodeAPI(api_path="/v1/decode", max_batch_size=max_batch_size,
-                  batch_timeout=batch_timeout),
+        GenerateAPI(
+            api_path="/v1/generate", max_batch_size=max_batch_size, batch_timeout=batch_timeout
+        ),
+        DecodeAPI(
+            api_path="/v1/decode", max_batch_size=max_batch_size, batch_timeout=batch_timeout
+        ),
     ]
-    return ls.LitServer(apis, accelerator="cpu", workers_per_device=workers_per_device,
-                        fast_queue=fast_queue, middlewares=[AcceptToBody], timeout=30)
+    return ls.LitServer(
+        apis,
+        accelerator="cpu",
+        workers_per_device=workers_per_device,
+        fast_queue=fast_queue,
+        middlewares=[AcceptToBody],
+        timeout=30,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8002)
-    parser.add_argument("--max-batch-size", type=int, default=64,
-                        help="requests LitServe merges into one predict call")
-    parser.add_argument("--batch-timeout", type=float, default=0.001,
-                        help="seconds LitServe waits for a batch to fill (measured: 0.005 and "
-                        "0.01 halve 1-client rates, 0 busy-waits and worsens p99)")
-    parser.add_argument("--fast-queue", action=argparse.BooleanOptionalAction, default=True,
-                        help="ZeroMQ between HTTP and inference processes, LitServe's advice "
-                        "above 100 requests/s (measured here: generate at 16 clients 653 -> 861)")
+    parser.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=64,
+        help="requests LitServe merges into one predict call",
+    )
+    parser.add_argument(
+        "--batch-timeout",
+        type=float,
+        default=0.001,
+        help="seconds LitServe waits for a batch to fill (measured: 0.005 and "
+        "0.01 halve 1-client rates, 0 busy-waits and worsens p99)",
+    )
+    parser.add_argument(
+        "--fast-queue",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="ZeroMQ between HTTP and inference processes, LitServe's advice "
+        "above 100 requests/s (measured here: generate at 16 clients 653 -> 861)",
+    )
     parser.add_argument("--workers-per-device", type=int, default=1)
-    parser.add_argument("--num-api-servers", type=int, default=None,
-                        help="HTTP processes (LitServe's default: one per inference worker)")
+    parser.add_argument(
+        "--num-api-servers",
+        type=int,
+        default=None,
+        help="HTTP processes (LitServe's default: one per inference worker)",
+    )
     args = parser.parse_args()
-    server = build_server(args.max_batch_size, args.batch_timeout, args.fast_queue,
-                          args.workers_per_device)
-    server.run(host="127.0.0.1", port=args.port, num_api_servers=args.num_api_servers,
-               log_level="warning", generate_client_file=False)
+    server = build_server(
+        args.max_batch_size, args.batch_timeout, args.fast_queue, args.workers_per_device
+    )
+    server.run(
+        host="127.0.0.1",
+        port=args.port,
+        num_api_servers=args.num_api_servers,
+        log_level="warning",
+        generate_client_file=False,
+    )
 
 
 if __name__ == "__main__":

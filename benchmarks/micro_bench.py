@@ -57,8 +57,12 @@ ROOT = Path(__file__).resolve().parents[1]
 QUICK = False
 
 
-def best_us(function: Callable[[], Any], number: int, repeat: int = 15,
-            clock: Callable[[], float] = time.thread_time) -> float:
+def best_us(
+    function: Callable[[], Any],
+    number: int,
+    repeat: int = 15,
+    clock: Callable[[], float] = time.thread_time,
+) -> float:
     """Least CPU time per call over ``repeat`` runs of ``number // 3`` calls, in microseconds.
 
     This thread's CPU time by default, not wall time: on a machine shared with other work,
@@ -110,8 +114,12 @@ def decoded_pixels(model_dir: Path, count: int, seed: int = 0) -> np.ndarray:
 def generate_answer() -> dict[str, Any]:
     """A realistic generate (count 1) answer: 20 latents, one base64 PNG."""
     rng = np.random.default_rng(0)
-    return {"latents": rng.normal(size=(1, 20)).astype(np.float32).tolist(), "seed": 123456,
-            "digit": None, "images": [base64.b64encode(bytes(300)).decode()]}
+    return {
+        "latents": rng.normal(size=(1, 20)).astype(np.float32).tolist(),
+        "seed": 123456,
+        "digit": None,
+        "images": [base64.b64encode(bytes(300)).decode()],
+    }
 
 
 class GenerateRequest(BaseModel):
@@ -168,6 +176,7 @@ def asgi_section(args: argparse.Namespace) -> None:
         def register(function: Callable[..., Any]) -> Callable[..., Any]:
             handlers[name] = function
             return function
+
         return register
 
     @shape("raw")
@@ -184,30 +193,48 @@ def asgi_section(args: argparse.Namespace) -> None:
         return respond(request.app.state.render)
 
     @shape("header")
-    async def header(request: Request, body: GenerateRequest, a: Value, b: Value,
-                     accept: Accept = None) -> Response:
+    async def header(
+        request: Request, body: GenerateRequest, a: Value, b: Value, accept: Accept = None
+    ) -> Response:
         return respond(request.app.state.render)
 
     @shape("header+query")
-    async def header_query(request: Request, body: GenerateRequest, a: Value, b: Value,
-                           accept: Accept = None, nrow: Nrow = None,
-                           scale: Scale = 1) -> Response:
+    async def header_query(
+        request: Request,
+        body: GenerateRequest,
+        a: Value,
+        b: Value,
+        accept: Accept = None,
+        nrow: Nrow = None,
+        scale: Scale = 1,
+    ) -> Response:
         return respond(request.app.state.render)
 
     @shape("request.headers+query")
-    async def request_query(request: Request, body: GenerateRequest, a: Value, b: Value,
-                            nrow: Nrow = None, scale: Scale = 1) -> Response:
+    async def request_query(
+        request: Request,
+        body: GenerateRequest,
+        a: Value,
+        b: Value,
+        nrow: Nrow = None,
+        scale: Scale = 1,
+    ) -> Response:
         request.headers.get("accept")
         return respond(request.app.state.render)
 
-    def layered(handler: str, *, middleware: bool = False, render: str = "bytes",
-                telemetry: bool = False) -> FastAPI:
+    def layered(
+        handler: str, *, middleware: bool = False, render: str = "bytes", telemetry: bool = False
+    ) -> FastAPI:
         app = FastAPI(telemetry=None if telemetry else off)
         app.state.value = object()
         app.state.render = render
         if middleware:
-            app.add_middleware(ConnectionGuard, max_upload_bytes=5 * 1024 * 1024,
-                               max_json_bytes=1024 * 1024, body_timeout=10.0)
+            app.add_middleware(
+                ConnectionGuard,
+                max_upload_bytes=5 * 1024 * 1024,
+                max_json_bytes=1024 * 1024,
+                body_timeout=10.0,
+            )
             app.add_middleware(MetricsMiddleware)
         app.post("/v1/generate")(handlers[handler])
         return app
@@ -220,24 +247,42 @@ def asgi_section(args: argparse.Namespace) -> None:
         ("+ two async Depends (like get_batcher, get_settings)", layered("deps")),
         ("+ Header(accept)", layered("header")),
         ("+ two Query params (nrow, scale)", layered("header+query")),
-        ("  same, Accept read from request.headers, no Header()",
-         layered("request.headers+query")),
-        ("+ the two pure-ASGI middlewares (body limit, metrics)",
-         layered("header+query", middleware=True)),
-        ("+ JSONResponse (json.dumps) of the answer",
-         layered("header+query", middleware=True, render="json.dumps")),
-        ("  same with orjson.dumps in a Response",
-         layered("header+query", middleware=True, render="orjson")),
-        ("+ telemetry on: the service's route shape today",
-         layered("header+query", middleware=True, render="json.dumps", telemetry=True)),
+        ("  same, Accept read from request.headers, no Header()", layered("request.headers+query")),
+        (
+            "+ the two pure-ASGI middlewares (body limit, metrics)",
+            layered("header+query", middleware=True),
+        ),
+        (
+            "+ JSONResponse (json.dumps) of the answer",
+            layered("header+query", middleware=True, render="json.dumps"),
+        ),
+        (
+            "  same with orjson.dumps in a Response",
+            layered("header+query", middleware=True, render="orjson"),
+        ),
+        (
+            "+ telemetry on: the service's route shape today",
+            layered("header+query", middleware=True, render="json.dumps", telemetry=True),
+        ),
     ]
     scope = {
-        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-        "method": "POST", "scheme": "http", "path": "/v1/generate",
-        "raw_path": b"/v1/generate", "query_string": b"", "root_path": "",
-        "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode())],
-        "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8000), "state": {},
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/generate",
+        "raw_path": b"/v1/generate",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1:8000"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
     }
 
     async def receive() -> dict:
@@ -270,23 +315,39 @@ def service_section(args: argparse.Namespace) -> None:
     from app.main import create_app
 
     origin = Path(sys.modules["app"].__file__).parent.parent
-    print(f"\nservice: app.main.create_app from {origin} (real model and inference thread), "
-          "no sockets, 16 clients in a loop")
-    settings = Settings(model_dir=args.model_dir, intra_op_threads=2, inter_op_threads=2,
-                        log_level="WARNING")
+    print(
+        f"\nservice: app.main.create_app from {origin} (real model and inference thread), "
+        "no sockets, 16 clients in a loop"
+    )
+    settings = Settings(
+        model_dir=args.model_dir, intra_op_threads=2, inter_op_threads=2, log_level="WARNING"
+    )
     app = create_app(settings)
     latents = json.dumps({"latents": [[0.1] * 20] * 64}).encode()
-    cases = [("generate count 1", "/v1/generate", b'{"count": 1}', 400 if QUICK else 1500),
-             ("decode 64 codes", "/v1/decode", latents, 40 if QUICK else 150)]
+    cases = [
+        ("generate count 1", "/v1/generate", b'{"count": 1}', 400 if QUICK else 1500),
+        ("decode 64 codes", "/v1/decode", latents, 40 if QUICK else 150),
+    ]
 
     async def client(path: str, body: bytes, count: int) -> None:
         scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-            "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
-            "query_string": b"", "root_path": "", "client": ("127.0.0.1", 40000),
-            "server": ("127.0.0.1", 8000), "state": {},
-            "headers": [(b"host", b"x"), (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode())],
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "client": ("127.0.0.1", 40000),
+            "server": ("127.0.0.1", 8000),
+            "state": {},
+            "headers": [
+                (b"host", b"x"),
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
         }
 
         async def receive() -> dict:
@@ -309,14 +370,22 @@ def service_section(args: argparse.Namespace) -> None:
                 process_cpu, wall = time.process_time(), time.perf_counter()
                 await asyncio.gather(*(client(path, body, count) for _ in range(16)))
                 requests = 16 * count
-                print(f"  {label}: {requests / (time.perf_counter() - wall):.0f} req/s "
-                      "(wall; the machine's load counts), CPU per request:")
-                line("  event loop (uvloop, FastAPI, handler, hand-off)",
-                     (time.thread_time() - loop_cpu) / requests * 1e6)
-                line("  inference thread (TF call, PNG, base64, JSON)",
-                     (time.clock_gettime(clock) - thread_cpu) / requests * 1e6)
-                line("  whole process (TensorFlow's pools too)",
-                     (time.process_time() - process_cpu) / requests * 1e6)
+                print(
+                    f"  {label}: {requests / (time.perf_counter() - wall):.0f} req/s "
+                    "(wall; the machine's load counts), CPU per request:"
+                )
+                line(
+                    "  event loop (uvloop, FastAPI, handler, hand-off)",
+                    (time.thread_time() - loop_cpu) / requests * 1e6,
+                )
+                line(
+                    "  inference thread (TF call, PNG, base64, JSON)",
+                    (time.clock_gettime(clock) - thread_cpu) / requests * 1e6,
+                )
+                line(
+                    "  whole process (TensorFlow's pools too)",
+                    (time.process_time() - process_cpu) / requests * 1e6,
+                )
 
     loop = uvloop.new_event_loop()
     loop.run_until_complete(run())
@@ -327,8 +396,9 @@ def service_section(args: argparse.Namespace) -> None:
 
 
 def handoff_section(args: argparse.Namespace) -> None:
-    print("\nhandoff: 16 requests' futures resolved from a worker thread (no model), CPU per "
-          "request")
+    print(
+        "\nhandoff: 16 requests' futures resolved from a worker thread (no model), CPU per request"
+    )
     for mode in ("per request", "per batch"):
         loop_us, thread_us = measure_handoff(mode, 500 if QUICK else 3000)
         line(f"call_soon_threadsafe {mode}: event loop", loop_us)
@@ -367,8 +437,7 @@ def measure_handoff(mode: str, rounds: int) -> tuple[float, float]:
         return await future
 
     async def run() -> tuple[float, float]:
-        thread = threading.Thread(target=worker, args=(asyncio.get_running_loop(),),
-                                  daemon=True)
+        thread = threading.Thread(target=worker, args=(asyncio.get_running_loop(),), daemon=True)
         thread.start()
         clock = time.pthread_getcpuclockid(thread.ident)
         for _ in range(100):
@@ -392,8 +461,10 @@ def measure_handoff(mode: str, rounds: int) -> tuple[float, float]:
 
 
 def tfcall_section(args: argparse.Namespace) -> None:
-    print("\ntfcall: one SavedModel signature call (wall, and CPU of every thread: TensorFlow's "
-          "pools spin)")
+    print(
+        "\ntfcall: one SavedModel signature call (wall, and CPU of every thread: TensorFlow's "
+        "pools spin)"
+    )
     tf = import_tensorflow()
     loaded = load_model(args.model_dir)
     from app.routes.digits import sample_rows
@@ -401,8 +472,10 @@ def tfcall_section(args: argparse.Namespace) -> None:
     for name, inputs in [
         ("sample_batch, 1 row", sample_rows(1, 7, 1.0, None)),
         ("sample_batch, 16 rows", sample_rows(16, 7, 1.0, None)),
-        ("decode, 64 rows", {"z": np.random.default_rng(0).normal(size=(64, 20))
-                             .astype(np.float32)}),
+        (
+            "decode, 64 rows",
+            {"z": np.random.default_rng(0).normal(size=(64, 20)).astype(np.float32)},
+        ),
     ]:
         function = loaded.signatures[name.split(",")[0]]
         specs = function.structured_input_signature[1]
@@ -410,14 +483,17 @@ def tfcall_section(args: argparse.Namespace) -> None:
         # Private: the flat argument order and the captured variables of the function.
         flat = [tensors[k] for k in function._arg_keywords] + list(function.captured_inputs)
         atomic = function._inference_function
-        output_names = [spec.name for spec in atomic.function_type.flat_outputs] \
-            if hasattr(atomic.function_type, "flat_outputs") else None
+        output_names = (
+            [spec.name for spec in atomic.function_type.flat_outputs]
+            if hasattr(atomic.function_type, "flat_outputs")
+            else None
+        )
 
-        def service_call(function: Any = function, specs: Any = specs,
-                         inputs: dict = inputs) -> dict:
+        def service_call(
+            function: Any = function, specs: Any = specs, inputs: dict = inputs
+        ) -> dict:
             with tf.device("/CPU:0"):
-                outputs = function(**{k: tf.constant(v, specs[k].dtype)
-                                      for k, v in inputs.items()})
+                outputs = function(**{k: tf.constant(v, specs[k].dtype) for k, v in inputs.items()})
             return {k: t.numpy() for k, t in outputs.items()}
 
         def no_device(function: Any = function, specs: Any = specs, inputs: dict = inputs) -> dict:
@@ -442,25 +518,36 @@ def tfcall_section(args: argparse.Namespace) -> None:
             return {k: tf.constant(v, specs[k].dtype) for k, v in inputs.items()}
 
         expected = prebuilt()
-        same = all(np.array_equal(v, expected[k]) for f in (call_flat, atomic_preflattened)
-                   for k, v in f().items())
+        same = all(
+            np.array_equal(v, expected[k])
+            for f in (call_flat, atomic_preflattened)
+            for k, v in f().items()
+        )
         same = same and sorted(len(a) for a in atomic_flat()) == sorted(
-            len(a) for a in expected.values())
-        print(f"  {name} (private paths give the same outputs: {same}; outputs "
-              f"{output_names or sorted(expected)})")
+            len(a) for a in expected.values()
+        )
+        print(
+            f"  {name} (private paths give the same outputs: {same}; outputs "
+            f"{output_names or sorted(expected)})"
+        )
         for clock, unit in ((time.perf_counter, "us wall"), (time.process_time, "us CPU")):
-            def timed(function: Callable[[], Any], number: int = 300,
-                      clock: Callable[[], float] = clock) -> float:
+
+            def timed(
+                function: Callable[[], Any], number: int = 300, clock: Callable[[], float] = clock
+            ) -> float:
                 return best_us(function, number, clock=clock)
 
             base = timed(service_call)
-            line("as the service calls it (tf.device, tf.constant, call, .numpy)", base,
-                 unit=unit)
+            line("as the service calls it (tf.device, tf.constant, call, .numpy)", base, unit=unit)
             line("  without the tf.device context", timed(no_device), base, unit=unit)
             line("  tensors built beforehand (public API)", timed(prebuilt), base, unit=unit)
             line("  ConcreteFunction._call_flat (private)", timed(call_flat), base, unit=unit)
-            line("  AtomicFunction.call_preflattened (private)", timed(atomic_preflattened),
-                 base, unit=unit)
+            line(
+                "  AtomicFunction.call_preflattened (private)",
+                timed(atomic_preflattened),
+                base,
+                unit=unit,
+            )
             line("  AtomicFunction.call_flat (private)", timed(atomic_flat), base, unit=unit)
             line("  tf.constant for the inputs alone", timed(constants, 2000), unit=unit)
 
@@ -473,17 +560,22 @@ def png_section(args: argparse.Namespace) -> None:
     from app import png as fastpng
 
     pixels = decoded_pixels(args.model_dir, 4000 if not QUICK else 500)
-    print(f"\npng: fastpng reproduces Pillow byte for byte: {fastpng.matches_pillow()} "
-          "(startup check)")
+    print(
+        f"\npng: fastpng reproduces Pillow byte for byte: {fastpng.matches_pillow()} "
+        "(startup check)"
+    )
     rng = np.random.default_rng(1)
     randoms = rng.integers(0, 256, (len(pixels), 28, 28), dtype=np.uint8)
     for label, batch in [("decoded", pixels), ("random", randoms)]:
-        same = sum(a == images.png(b) for a, b in zip(fastpng.png_batch(batch), batch,
-                                                     strict=True))
+        same = sum(a == images.png(b) for a, b in zip(fastpng.png_batch(batch), batch, strict=True))
         print(f"  identical to Pillow: {same}/{len(batch)} {label} 28x28 images")
     grid = images.to_pixels(np.ones((242, 242)) * 0.5)
-    grids = [np.kron(images.to_pixels(np.random.default_rng(2).random((242, 242))),
-                     np.ones((s, s), np.uint8)) for s in (1, 4)]
+    grids = [
+        np.kron(
+            images.to_pixels(np.random.default_rng(2).random((242, 242))), np.ones((s, s), np.uint8)
+        )
+        for s in (1, 4)
+    ]
     same = all(fastpng.png(g) == images.png(g) for g in [grid, *grids])
     print(f"  identical to Pillow on 242x242 and 968x968 grids: {same}")
 
@@ -494,19 +586,31 @@ def png_section(args: argparse.Namespace) -> None:
         print(f"  {label}:")
         pillow = best_us(lambda: [images.png(p) for p in batch], 50) / 64
         line("Pillow, per image of a batch of 64 (images.png)", pillow)
-        line("fastpng.png_batch, per image of a batch of 64", best_us(
-            lambda: fastpng.png_batch(batch), 50) / 64, pillow)
-        line("  of which filter_rows (numpy, whole batch)", best_us(
-            lambda: fastpng.filter_rows(batch), 100) / 64)
+        line(
+            "fastpng.png_batch, per image of a batch of 64",
+            best_us(lambda: fastpng.png_batch(batch), 50) / 64,
+            pillow,
+        )
+        line(
+            "  of which filter_rows (numpy, whole batch)",
+            best_us(lambda: fastpng.filter_rows(batch), 100) / 64,
+        )
         one = best_us(lambda: images.png(batch[0]), 2000)
         line("Pillow, one image alone", one)
-        line("fastpng, one image alone", best_us(lambda: fastpng.png_batch(batch[:1]), 2000),
-             one)
+        line("fastpng, one image alone", best_us(lambda: fastpng.png_batch(batch[:1]), 2000), one)
         service = best_us(lambda: images.png_base64(floats), 50)
         line("service's png_base64 (pixels, PNG, base64) for 64 images", service)
-        line("same with fastpng", best_us(lambda: [base64.b64encode(p).decode() for p in
-                                                   fastpng.png_batch(images.to_pixels(floats))],
-                                          50), service)
+        line(
+            "same with fastpng",
+            best_us(
+                lambda: [
+                    base64.b64encode(p).decode()
+                    for p in fastpng.png_batch(images.to_pixels(floats))
+                ],
+                50,
+            ),
+            service,
+        )
         grid_pillow = best_us(lambda: images.grid_png(floats), 50)
         line("grid of 64 (242x242), Pillow (images.grid_png)", grid_pillow)
         line("grid of 64, fastpng", best_us(lambda: fastpng.png(grids[0]), 50), grid_pillow)
@@ -526,17 +630,32 @@ def json_section(args: argparse.Namespace) -> None:
 
     print("\njson: answer bodies")
     images_b64 = [base64.b64encode(bytes(range(256)) + bytes(40)).decode() for _ in range(64)]
-    for label, answer in [("generate count 1", generate_answer()),
-                          ("decode 64 images", {"images": images_b64})]:
+    for label, answer in [
+        ("generate count 1", generate_answer()),
+        ("decode 64 images", {"images": images_b64}),
+    ]:
         base = best_us(lambda answer=answer: JSONResponse(answer), 5000)
         line(f"{label}: JSONResponse (json.dumps, headers)", base)
-        line(f"{label}:   json.dumps alone, JSONResponse's settings", best_us(
-            lambda answer=answer: json.dumps(answer, ensure_ascii=False, allow_nan=False,
-                                             separators=(",", ":")).encode(), 5000), base)
-        line(f"{label}: orjson.dumps", best_us(lambda answer=answer: orjson.dumps(answer),
-                                               5000), base)
-        line(f"{label}: pydantic_core.to_json", best_us(
-            lambda answer=answer: pydantic_core.to_json(answer), 5000), base)
+        line(
+            f"{label}:   json.dumps alone, JSONResponse's settings",
+            best_us(
+                lambda answer=answer: json.dumps(
+                    answer, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+                ).encode(),
+                5000,
+            ),
+            base,
+        )
+        line(
+            f"{label}: orjson.dumps",
+            best_us(lambda answer=answer: orjson.dumps(answer), 5000),
+            base,
+        )
+        line(
+            f"{label}: pydantic_core.to_json",
+            best_us(lambda answer=answer: pydantic_core.to_json(answer), 5000),
+            base,
+        )
         parsed = [json.loads(JSONResponse(answer).body), orjson.loads(orjson.dumps(answer))]
         print(f"    same parsed answer: {parsed[0] == parsed[1]}")
     latents = np.random.default_rng(0).normal(size=(1, 20)).astype(np.float32)
@@ -570,27 +689,52 @@ def request_section(args: argparse.Namespace) -> None:
     line("json.loads + DecodeRequest.model_validate + np.asarray (today)", base)
     line("  of which json.loads", best_us(lambda: json.loads(body), 3000))
     line("DecodeRequest.model_validate_json + np.asarray", best_us(validate_json, 3000), base)
-    line("orjson.loads + np.asarray + vectorised finite/range checks", best_us(numpy_checks,
-                                                                                3000), base)
+    line(
+        "orjson.loads + np.asarray + vectorised finite/range checks",
+        best_us(numpy_checks, 3000),
+        base,
+    )
 
 
 def base64_section(args: argparse.Namespace) -> None:
     import orjson
 
     print("\nbase64: 64 PNGs of ~300 bytes into the decode answer's JSON")
-    pngs = [bytes(np.random.default_rng(i).integers(0, 256, 300, dtype=np.uint8))
-            for i in range(64)]
-    base = best_us(lambda: json.dumps(
-        {"images": [base64.b64encode(p).decode("ascii") for p in pngs]}, ensure_ascii=False,
-        separators=(",", ":")).encode(), 5000)
+    pngs = [
+        bytes(np.random.default_rng(i).integers(0, 256, 300, dtype=np.uint8)) for i in range(64)
+    ]
+    base = best_us(
+        lambda: json.dumps(
+            {"images": [base64.b64encode(p).decode("ascii") for p in pngs]},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode(),
+        5000,
+    )
     line("b64encode each, .decode, json.dumps (today)", base)
-    line("b64encode each, .decode, orjson.dumps", best_us(lambda: orjson.dumps(
-        {"images": [base64.b64encode(p).decode("ascii") for p in pngs]}), 5000), base)
-    line("binascii.b2a_base64 each, joined straight into the body bytes", best_us(
-        lambda: b'{"images":["' + b'","'.join(binascii.b2a_base64(p, newline=False)
-                                              for p in pngs) + b'"]}', 5000), base)
-    joined = b'{"images":["' + b'","'.join(binascii.b2a_base64(p, newline=False)
-                                          for p in pngs) + b'"]}'
+    line(
+        "b64encode each, .decode, orjson.dumps",
+        best_us(
+            lambda: orjson.dumps({"images": [base64.b64encode(p).decode("ascii") for p in pngs]}),
+            5000,
+        ),
+        base,
+    )
+    line(
+        "binascii.b2a_base64 each, joined straight into the body bytes",
+        best_us(
+            lambda: (
+                b'{"images":["'
+                + b'","'.join(binascii.b2a_base64(p, newline=False) for p in pngs)
+                + b'"]}'
+            ),
+            5000,
+        ),
+        base,
+    )
+    joined = (
+        b'{"images":["' + b'","'.join(binascii.b2a_base64(p, newline=False) for p in pngs) + b'"]}'
+    )
     today = {"images": [base64.b64encode(p).decode() for p in pngs]}
     print(f"    same parsed answer: {json.loads(joined) == today}")
 
@@ -613,12 +757,18 @@ def binary_section(args: argparse.Namespace) -> None:
     header = npy_header(pixels)
     assert header + pixels.tobytes() == npy_save()
     line("np.save into BytesIO (.npy)", best_us(npy_save, 5000))
-    line(".npy header built once per shape + tobytes", best_us(
-        lambda: header + pixels.tobytes(), 20000))
-    line("Starlette Response(tobytes)", best_us(lambda: Response(pixels.tobytes(),
-                                                                 media_type="x"), 20000))
-    line("Starlette Response(memoryview)", best_us(lambda: Response(memoryview(pixels).cast("B"),
-                                                                    media_type="x"), 20000))
+    line(
+        ".npy header built once per shape + tobytes",
+        best_us(lambda: header + pixels.tobytes(), 20000),
+    )
+    line(
+        "Starlette Response(tobytes)",
+        best_us(lambda: Response(pixels.tobytes(), media_type="x"), 20000),
+    )
+    line(
+        "Starlette Response(memoryview)",
+        best_us(lambda: Response(memoryview(pixels).cast("B"), media_type="x"), 20000),
+    )
 
 
 def npy_header(array: np.ndarray) -> bytes:
@@ -670,8 +820,10 @@ def _png_loop(seconds: float) -> None:
 
 
 def ipc_section(args: argparse.Namespace) -> None:
-    print("\nipc: a request to another process and its answer back (64 PNGs, 20 KB), "
-          "round trip wall time and the caller's CPU")
+    print(
+        "\nipc: a request to another process and its answer back (64 PNGs, 20 KB), "
+        "round trip wall time and the caller's CPU"
+    )
     reply = bytes(20_000)
     context = mp.get_context("spawn")
 
@@ -679,28 +831,31 @@ def ipc_section(args: argparse.Namespace) -> None:
     worker = context.Process(target=_echo_worker, args=(child, reply), daemon=True)
     worker.start()
     request = {"z": np.zeros((64, 20), np.float32)}
-    measure_round_trip("multiprocessing Pipe (pickle both ways)",
-                       lambda: (parent.send(request), parent.recv()))
+    measure_round_trip(
+        "multiprocessing Pipe (pickle both ways)", lambda: (parent.send(request), parent.recv())
+    )
     parent.send(None)
     worker.join()
 
     requests, replies = context.Queue(), context.Queue()
     worker = context.Process(target=_queue_worker, args=(requests, replies, reply), daemon=True)
     worker.start()
-    measure_round_trip("multiprocessing Queue (feeder thread, pickle)",
-                       lambda: (requests.put(request), replies.get()))
+    measure_round_trip(
+        "multiprocessing Queue (feeder thread, pickle)",
+        lambda: (requests.put(request), replies.get()),
+    )
     requests.put(None)
     worker.join()
 
     memory = shared_memory.SharedMemory(create=True, size=len(reply))
     parent, child = context.Pipe()
-    worker = context.Process(target=_shm_worker, args=(child, memory.name, len(reply)),
-                             daemon=True)
+    worker = context.Process(target=_shm_worker, args=(child, memory.name, len(reply)), daemon=True)
     worker.start()
     raw = request["z"].tobytes()
-    measure_round_trip("shared memory + Pipe bytes for signalling",
-                       lambda: (parent.send_bytes(raw), parent.recv_bytes(),
-                                bytes(memory.buf[: len(reply)])))
+    measure_round_trip(
+        "shared memory + Pipe bytes for signalling",
+        lambda: (parent.send_bytes(raw), parent.recv_bytes(), bytes(memory.buf[: len(reply)])),
+    )
     parent.send_bytes(b"stop")
     worker.join()
     memory.close()
@@ -733,8 +888,10 @@ def ipc_section(args: argparse.Namespace) -> None:
     box.append(None)
     event.set()
 
-    print("\nipc: the event loop's share of the interpreter lock while 64-PNG batches are "
-          "encoded elsewhere (pure-Python request-like work, calls/s)")
+    print(
+        "\nipc: the event loop's share of the interpreter lock while 64-PNG batches are "
+        "encoded elsewhere (pure-Python request-like work, calls/s)"
+    )
     work = json.dumps({"count": 1, "seed": 1, "temperature": 1.0})
 
     def python_work(seconds: float) -> float:
@@ -770,14 +927,24 @@ def measure_round_trip(label: str, function: Callable[[], Any], number: int = 20
             function()
         walls.append((time.perf_counter() - wall) / number * 1e6)
         cpus.append((time.thread_time() - cpu) / number * 1e6)
-    print(f"  {label:64} {min(walls):7.1f} us round trip, caller CPU "
-          f"{statistics.median(cpus):6.1f} us")
+    print(
+        f"  {label:64} {min(walls):7.1f} us round trip, caller CPU "
+        f"{statistics.median(cpus):6.1f} us"
+    )
 
 
-SECTIONS = {"asgi": asgi_section, "service": service_section, "handoff": handoff_section,
-            "tfcall": tfcall_section, "png": png_section, "json": json_section,
-            "request": request_section,
-            "base64": base64_section, "binary": binary_section, "ipc": ipc_section}
+SECTIONS = {
+    "asgi": asgi_section,
+    "service": service_section,
+    "handoff": handoff_section,
+    "tfcall": tfcall_section,
+    "png": png_section,
+    "json": json_section,
+    "request": request_section,
+    "base64": base64_section,
+    "binary": binary_section,
+    "ipc": ipc_section,
+}
 
 
 def main() -> None:
@@ -786,8 +953,9 @@ def main() -> None:
     parser.add_argument("sections", nargs="*", default=list(SECTIONS), choices=list(SECTIONS))
     parser.add_argument("--model-dir", type=Path, default=Path("model"))
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    parser.add_argument("--app-root", type=Path,
-                        help="service: import app/ from this folder (a prototype copy)")
+    parser.add_argument(
+        "--app-root", type=Path, help="service: import app/ from this folder (a prototype copy)"
+    )
     args = parser.parse_args()
     QUICK = args.quick
     args.model_dir = args.model_dir.resolve()

@@ -65,8 +65,15 @@ KINDS: list[tuple[str, tuple[str, ...]]] = [
     ("responses (Starlette)", ("starlette/responses.py",)),
     ("request body", ("starlette/requests.py",)),
     ("negotiation", ("app/negotiation.py",)),
-    ("batcher: hand-off", ("call_soon_threadsafe", "resolve (app/batching", "_settle (app/batch",
-                           "run (app/batching")),
+    (
+        "batcher: hand-off",
+        (
+            "call_soon_threadsafe",
+            "resolve (app/batching",
+            "_settle (app/batch",
+            "run (app/batching",
+        ),
+    ),
     ("batcher: merge/split", ("app/batching.py",)),
     ("handlers (app/routes/)", ("app/routes/",)),
     ("uploads, PNG writer", ("app/uploads.py", "app/png.py")),
@@ -104,14 +111,17 @@ def loaded_accelerators(pids: list[int]) -> str:
         except OSError:
             continue
         found |= {name for name in ("uvloop/loop", "httptools/parser") if name in maps}
-    return ", ".join(f"{name.split('/')[0]} {'loaded' if name in found else 'NOT loaded'}"
-                     for name in ("uvloop/loop", "httptools/parser"))
+    return ", ".join(
+        f"{name.split('/')[0]} {'loaded' if name in found else 'NOT loaded'}"
+        for name in ("uvloop/loop", "httptools/parser")
+    )
 
 
 def python_thread_names(pid: int) -> dict[int, str]:
     """Native thread id -> Python thread name, from ``py-spy dump``."""
-    out = subprocess.run([PY_SPY, "dump", "--pid", str(pid), "--nonblocking"],
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [PY_SPY, "dump", "--pid", str(pid), "--nonblocking"], capture_output=True, text=True
+    ).stdout
     return {int(tid): name for tid, name in re.findall(r'Thread (\d+) \(\w+\): "([^"]*)"', out)}
 
 
@@ -134,8 +144,10 @@ def thread_labels(pids: list[int]) -> dict[tuple[int, int], str]:
     labels = {}
     for index, pid in enumerate(pids):
         names = python_thread_names(pid)
-        comms = {int(t.name): (t / "comm").read_text().strip()
-                 for t in Path(f"/proc/{pid}/task").glob("*")}
+        comms = {
+            int(t.name): (t / "comm").read_text().strip()
+            for t in Path(f"/proc/{pid}/task").glob("*")
+        }
         role = "worker" if "tf_Compute" in comms.values() else "http"
         prefix = f"{role}#{index} " if len(pids) > 1 else ""
         for tid, comm in comms.items():
@@ -146,8 +158,9 @@ def thread_labels(pids: list[int]) -> dict[tuple[int, int], str]:
     return labels
 
 
-def cpu_per_request(server: Server, row: Row, clients: int, seconds: int,
-                    script: Path) -> tuple[dict[str, float], dict[str, float]]:
+def cpu_per_request(
+    server: Server, row: Row, clients: int, seconds: int, script: Path
+) -> tuple[dict[str, float], dict[str, float]]:
     """CPU microseconds per request by thread label (threads of one label summed)."""
     pids = group_pids(server)
     labels = thread_labels(pids)
@@ -172,8 +185,9 @@ def kind_of(stack: list[str]) -> str:
     return "other"
 
 
-def py_spy_kinds(server: Server, row: Row, clients: int, seconds: int, script: Path,
-                 args: argparse.Namespace) -> tuple[dict[str, collections.Counter], float]:
+def py_spy_kinds(
+    server: Server, row: Row, clients: int, seconds: int, script: Path, args: argparse.Namespace
+) -> tuple[dict[str, collections.Counter], float]:
     """Samples per kind of work, per thread name, from py-spy's raw output under wrk, and the
     number of requests answered while sampling."""
     pids = group_pids(server)
@@ -182,14 +196,33 @@ def py_spy_kinds(server: Server, row: Row, clients: int, seconds: int, script: P
         recorders = []
         for pid in pids:
             out = Path(args.keep or tmp) / f"pyspy-{row.name.split()[0]}-c{clients}-{pid}.raw"
-            command = [PY_SPY, "record", "--pid", str(pid), "--format", "raw", "--threads",
-                       "--rate", str(args.rate), "--duration", str(max(1, seconds - 1)),
-                       "-o", str(out)]
+            command = [
+                PY_SPY,
+                "record",
+                "--pid",
+                str(pid),
+                "--format",
+                "raw",
+                "--threads",
+                "--rate",
+                str(args.rate),
+                "--duration",
+                str(max(1, seconds - 1)),
+                "-o",
+                str(out),
+            ]
             # Native stacks need the process paused while sampled; Python stacks do not.
             command += ["--native"] if args.native else ["--nonblocking"]
             command += ["--gil"] if args.gil else []
-            recorders.append((pid, out, subprocess.Popen(command, stdout=subprocess.DEVNULL,
-                                                         stderr=subprocess.PIPE, text=True)))
+            recorders.append(
+                (
+                    pid,
+                    out,
+                    subprocess.Popen(
+                        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+                    ),
+                )
+            )
         time.sleep(0.5)
         load = wrk(server.url, row, clients, seconds, script)
         # Requests answered while py-spy sampled (it stops a second before wrk).
@@ -209,8 +242,11 @@ def py_spy_kinds(server: Server, row: Row, clients: int, seconds: int, script: P
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", default="service",
-                        help="bare, service, litserve, service@2, proto:DIR (see serve_bench)")
+    parser.add_argument(
+        "--target",
+        default="service",
+        help="bare, service, litserve, service@2, proto:DIR (see serve_bench)",
+    )
     parser.add_argument("--model-dir", default="model")
     parser.add_argument("--rows", default="generate", help="generate,decode,decode-png")
     parser.add_argument("--clients", default="16")
@@ -235,11 +271,12 @@ def main() -> None:
         args.keep.mkdir(parents=True, exist_ok=True)
     server = next(iter(build_servers(args, Path(args.model_dir).resolve()).values()))
     decode_body = json.dumps({"latents": [[0.1] * 20] * 64})
-    rows = {"generate": Row("generate (count 1)", "/v1/generate", json.dumps({"count": 1})),
-            "decode": Row("decode (64 codes)", "/v1/decode", decode_body),
-            "decode-png": Row("decode PNG (64 codes)", "/v1/decode", decode_body, "image/png"),
-            "decode-npy": Row("decode npy (64 codes)", "/v1/decode", decode_body,
-                              "application/x-npy")}
+    rows = {
+        "generate": Row("generate (count 1)", "/v1/generate", json.dumps({"count": 1})),
+        "decode": Row("decode (64 codes)", "/v1/decode", decode_body),
+        "decode-png": Row("decode PNG (64 codes)", "/v1/decode", decode_body, "image/png"),
+        "decode-npy": Row("decode npy (64 codes)", "/v1/decode", decode_body, "application/x-npy"),
+    }
     figures = []
     server.start()
     print(f"{server.name}: {loaded_accelerators(group_pids(server))}")
@@ -255,8 +292,9 @@ def main() -> None:
                     report(args.target, row, clients, cpu, load)
                     figure = {"row": row.name, "clients": clients, "load": load, "cpu_us": cpu}
                     if args.py_spy:
-                        kinds, requests = py_spy_kinds(server, row, clients, args.duration,
-                                                       script, args)
+                        kinds, requests = py_spy_kinds(
+                            server, row, clients, args.duration, script, args
+                        )
                         figure["kinds"] = report_kinds(kinds, requests, args.rate, args.gil)
                     figures.append(figure)
     finally:
@@ -266,15 +304,18 @@ def main() -> None:
 
 
 def report(target: str, row: Row, clients: int, cpu: dict[str, float], load: dict) -> None:
-    print(f"\n{target}: {row.name}, {clients} clients: {load['rps']:.0f} req/s, "
-          f"p50 {load['p50']:.1f} ms, p99 {load['p99']:.1f} ms; CPU per request:")
+    print(
+        f"\n{target}: {row.name}, {clients} clients: {load['rps']:.0f} req/s, "
+        f"p50 {load['p50']:.1f} ms, p99 {load['p99']:.1f} ms; CPU per request:"
+    )
     for label, micros in sorted(cpu.items(), key=lambda item: -item[1]):
         print(f"  {label:42} {micros:8.0f} us")
     print(f"  {'total':42} {sum(cpu.values()):8.0f} us")
 
 
-def report_kinds(kinds: dict[str, collections.Counter], requests: float, rate: int,
-                 gil: bool) -> dict[str, dict[str, float]]:
+def report_kinds(
+    kinds: dict[str, collections.Counter], requests: float, rate: int, gil: bool
+) -> dict[str, dict[str, float]]:
     """Each Python thread's samples by kind, as microseconds per request: a sample stands for
     1/rate s of that thread on the CPU (with --gil: holding the interpreter lock). py-spy's
     own sampling slows the server, so these run a little higher than the /proc figures."""

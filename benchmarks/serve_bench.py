@@ -95,8 +95,12 @@ class Server:
     def start(self) -> None:
         """Start in its own process group and wait until it answers its readiness path."""
         self.process = subprocess.Popen(
-            self.command, env={**os.environ, **self.env}, cwd=self.cwd, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            self.command,
+            env={**os.environ, **self.env},
+            cwd=self.cwd,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
@@ -152,15 +156,20 @@ def ensure_litserve() -> None:
     """Install LitServe into this interpreter if it is missing (benchmark-only extra)."""
     if importlib.util.find_spec("litserve") is None:
         print(f"installing {LITSERVE_REQUIREMENT} (benchmark only)", flush=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", LITSERVE_REQUIREMENT],
-                       check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", LITSERVE_REQUIREMENT], check=True
+        )
 
 
 def build_server(target: str, args: argparse.Namespace, model_dir: Path) -> Server:
     """A server for one target name (see ``--targets``)."""
-    tf_env = {"VAE_MODEL_DIR": str(model_dir), "VAE_LOG_LEVEL": "warning",
-              "VAE_INTRA_OP_THREADS": str(args.threads),
-              "VAE_INTER_OP_THREADS": str(args.inter_threads), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    tf_env = {
+        "VAE_MODEL_DIR": str(model_dir),
+        "VAE_LOG_LEVEL": "warning",
+        "VAE_INTRA_OP_THREADS": str(args.threads),
+        "VAE_INTER_OP_THREADS": str(args.inter_threads),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     python = sys.executable
     label, _, spec = target.partition("=") if "=" in target.split("?")[0] else ("", "", target)
     target_spec, _, query = spec.partition("?")
@@ -168,15 +177,28 @@ def build_server(target: str, args: argparse.Namespace, model_dir: Path) -> Serv
     name, _, folder = target_spec.partition(":")
     base, _, workers = name.partition("@")
     if base == "bare":
-        server = Server(target, [python, "-m", "uvicorn", "benchmarks.bare_app:app",
-                                 "--log-level", "warning"], {}, "/readyz")
+        server = Server(
+            target,
+            [python, "-m", "uvicorn", "benchmarks.bare_app:app", "--log-level", "warning"],
+            {},
+            "/readyz",
+        )
     elif base == "litserve":
-        server = Server(target, [python, "-m", "benchmarks.litserve_app",
-                                 *args.litserve_args.split()], tf_env, "/health")
+        server = Server(
+            target,
+            [python, "-m", "benchmarks.litserve_app", *args.litserve_args.split()],
+            tf_env,
+            "/health",
+        )
     elif base in ("service", "proto"):
         count = workers or str(args.service_workers)
-        server = Server(target, [python, "-m", "app.cli", "--workers", count], tf_env,
-                        "/readyz", pausable=count == "1")
+        server = Server(
+            target,
+            [python, "-m", "app.cli", "--workers", count],
+            tf_env,
+            "/readyz",
+            pausable=count == "1",
+        )
         if base == "proto":  # `python -m` puts the working folder first on sys.path
             server.cwd = Path(folder).resolve()
             if not (server.cwd / "app").is_dir():
@@ -211,17 +233,36 @@ def only(servers: dict[str, Server], running: str | None) -> Iterator[None]:
 def wrk(url: str, row: Row, connections: int, seconds: int, script: Path) -> dict[str, float]:
     """One wrk run: requests/s, p50 and p99 in ms, errors (non-2xx included)."""
     result = subprocess.run(
-        ["wrk", "-t", str(min(connections, 2)), "-c", str(connections), "-d", f"{seconds}s",
-         "--timeout", "10s", "-s", str(script), url + row.path],
+        [
+            "wrk",
+            "-t",
+            str(min(connections, 2)),
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            url + row.path,
+        ],
         env={**os.environ, "BENCH_BODY": row.body, "BENCH_ACCEPT": row.accept},
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     match = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", result.stdout)
     if not match:
         sys.exit(f"could not read wrk's output:\n{result.stdout}\n{result.stderr}")
     requests, micros, p50, p99, errors, _ = (int(g) for g in match.groups())
-    return {"rps": requests / (micros / 1e6), "p50": p50 / 1000, "p99": p99 / 1000,
-            "errors": errors, "requests": requests}
+    return {
+        "rps": requests / (micros / 1e6),
+        "p50": p50 / 1000,
+        "p99": p99 / 1000,
+        "errors": errors,
+        "requests": requests,
+    }
 
 
 def same_answers(reference: Server, other: Server, latent_dim: int) -> list[str]:
@@ -237,8 +278,10 @@ def same_answers(reference: Server, other: Server, latent_dim: int) -> list[str]
     problems = []
     for path, accept, body in probes:
         headers = {"Accept": accept} if accept else {}
-        answers = [httpx.post(server.url + path, json=body, headers=headers, timeout=30)
-                   for server in (reference, other)]
+        answers = [
+            httpx.post(server.url + path, json=body, headers=headers, timeout=30)
+            for server in (reference, other)
+        ]
         if accept:
             same = answers[0].content == answers[1].content
         else:
@@ -248,8 +291,9 @@ def same_answers(reference: Server, other: Server, latent_dim: int) -> list[str]
     return problems
 
 
-def signature_images_per_second(model_dir: Path, threads: int, inter_threads: int,
-                                seconds: float) -> dict[str, float]:
+def signature_images_per_second(
+    model_dir: Path, threads: int, inter_threads: int, seconds: float
+) -> dict[str, float]:
     """Direct calls of the ``decode`` signature on 64 codes, in a fresh process."""
     code = f"""
 import json, time, numpy as np, tensorflow as tf
@@ -274,8 +318,9 @@ for name, step in [("float32", lambda: decode(z=z)["images"].numpy()),
 print(json.dumps(result))
 """
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -283,29 +328,49 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", default="model")
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="measure every cell this many times (interleaved); print medians")
-    parser.add_argument("--targets", default=",".join(TARGETS),
-                        help="comma-separated, in this order: bare, service, litserve, "
-                        "service@2 (two uvicorn workers), proto:DIR (the service run from a "
-                        "prototype copy of the repository, DIR/app), proto@2:DIR; any of them "
-                        "with ?KEY=VALUE&... for its environment, and LABEL= before it for a "
-                        "short name, e.g. 't1=service?VAE_INTRA_OP_THREADS=1'")
-    parser.add_argument("--rows", default="generate,decode,decode-png",
-                        help="comma-separated subset of generate,decode,decode-png,decode-npy "
-                        "(binary answer, Accept: application/x-npy: prototypes only so far)")
-    parser.add_argument("--clients", default="",
-                        help="override the concurrency of every row, e.g. 16 or 1,16,64")
-    parser.add_argument("--memory-requests", type=int, default=10000,
-                        help="generate requests between the two memory readings (0: skip)")
-    parser.add_argument("--no-signature", action="store_true",
-                        help="skip the decoder signature's own images/s")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every cell this many times (interleaved); print medians",
+    )
+    parser.add_argument(
+        "--targets",
+        default=",".join(TARGETS),
+        help="comma-separated, in this order: bare, service, litserve, "
+        "service@2 (two uvicorn workers), proto:DIR (the service run from a "
+        "prototype copy of the repository, DIR/app), proto@2:DIR; any of them "
+        "with ?KEY=VALUE&... for its environment, and LABEL= before it for a "
+        "short name, e.g. 't1=service?VAE_INTRA_OP_THREADS=1'",
+    )
+    parser.add_argument(
+        "--rows",
+        default="generate,decode,decode-png",
+        help="comma-separated subset of generate,decode,decode-png,decode-npy "
+        "(binary answer, Accept: application/x-npy: prototypes only so far)",
+    )
+    parser.add_argument(
+        "--clients", default="", help="override the concurrency of every row, e.g. 16 or 1,16,64"
+    )
+    parser.add_argument(
+        "--memory-requests",
+        type=int,
+        default=10000,
+        help="generate requests between the two memory readings (0: skip)",
+    )
+    parser.add_argument(
+        "--no-signature", action="store_true", help="skip the decoder signature's own images/s"
+    )
     parser.add_argument("--threads", type=int, default=2, help="VAE_INTRA_OP_THREADS")
     parser.add_argument("--inter-threads", type=int, default=2, help="VAE_INTER_OP_THREADS")
-    parser.add_argument("--service-workers", type=int, default=1,
-                        help="uvicorn worker processes of the service")
-    parser.add_argument("--litserve-args", default="",
-                        help="extra flags for benchmarks/litserve_app.py, e.g. '--fast-queue'")
+    parser.add_argument(
+        "--service-workers", type=int, default=1, help="uvicorn worker processes of the service"
+    )
+    parser.add_argument(
+        "--litserve-args",
+        default="",
+        help="extra flags for benchmarks/litserve_app.py, e.g. '--fast-queue'",
+    )
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     args = parser.parse_args()
     args.targets = [t for t in args.targets.split(",") if t]
@@ -320,8 +385,12 @@ def main() -> None:
         ensure_litserve()
     model_dir = Path(args.model_dir).resolve()
     servers = build_servers(args, model_dir)
-    results: dict = {"rows": [], "memory": {}, "signature": None,
-                     "settings": {k: str(v) for k, v in vars(args).items()}}
+    results: dict = {
+        "rows": [],
+        "memory": {},
+        "signature": None,
+        "settings": {k: str(v) for k, v in vars(args).items()},
+    }
     try:
         for server in servers.values():
             server.start()
@@ -333,63 +402,82 @@ def main() -> None:
                 break
         for other in models[1:]:
             problems = same_answers(models[0], other, latent_dim)
-            print(f"answers of {models[0].name} and {other.name}: "
-                  + ("identical" if not problems else f"DIFFER on {problems}"), flush=True)
+            print(
+                f"answers of {models[0].name} and {other.name}: "
+                + ("identical" if not problems else f"DIFFER on {problems}"),
+                flush=True,
+            )
 
         decode_body = json.dumps({"latents": [[0.1] * latent_dim] * 64})
         all_rows = {
             "generate": Row("generate (count 1)", "/v1/generate", json.dumps({"count": 1})),
             "decode": Row("decode (64 codes)", "/v1/decode", decode_body),
-            "decode-png": Row("decode PNG (64 codes)", "/v1/decode", decode_body, "image/png",
-                              (16,)),
-            "decode-npy": Row("decode npy (64 codes)", "/v1/decode", decode_body,
-                              "application/x-npy", (16,)),
+            "decode-png": Row(
+                "decode PNG (64 codes)", "/v1/decode", decode_body, "image/png", (16,)
+            ),
+            "decode-npy": Row(
+                "decode npy (64 codes)", "/v1/decode", decode_body, "application/x-npy", (16,)
+            ),
         }
         rows = [all_rows[name] for name in args.rows.split(",") if name]
         with tempfile.TemporaryDirectory() as tmp:
             script = Path(tmp) / "post.lua"
             script.write_text(WRK_SCRIPT)
             for row in rows:
-                clients = (tuple(int(c) for c in args.clients.split(",")) if args.clients
-                           else row.clients)
+                clients = (
+                    tuple(int(c) for c in args.clients.split(",")) if args.clients else row.clients
+                )
                 for connections in clients:
                     runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
                     for _ in range(args.rounds):
                         for name, server in servers.items():
                             with only(servers, name):
-                                runs[name].append(wrk(server.url, row, connections,
-                                                      args.duration, script))
-                    cell = {name: {key: statistics.median(r[key] for r in rs)
-                                   for key in rs[0]} for name, rs in runs.items()}
+                                runs[name].append(
+                                    wrk(server.url, row, connections, args.duration, script)
+                                )
+                    cell = {
+                        name: {key: statistics.median(r[key] for r in rs) for key in rs[0]}
+                        for name, rs in runs.items()
+                    }
                     results["rows"].append({"row": row.name, "clients": connections, **cell})
                     print_row(row.name, connections, cell)
 
             if not args.no_signature:
                 with only(servers, None):
                     results["signature"] = signature_images_per_second(
-                        model_dir, args.threads, args.inter_threads, max(3, args.duration))
+                        model_dir, args.threads, args.inter_threads, max(3, args.duration)
+                    )
                 sig = results["signature"]
-                print(f"decode signature alone, 64 codes: {sig['float32']:,.0f} images/s "
-                      f"(float32), {sig['uint8']:,.0f} images/s with the uint8 conversion",
-                      flush=True)
+                print(
+                    f"decode signature alone, 64 codes: {sig['float32']:,.0f} images/s "
+                    f"(float32), {sig['uint8']:,.0f} images/s with the uint8 conversion",
+                    flush=True,
+                )
 
             if args.memory_requests:
                 generate = all_rows["generate"]
                 for name, server in servers.items():
                     if name == "bare":
                         continue
-                    rate = max((r[name]["rps"] for r in results["rows"]
-                                if r["row"] == generate.name), default=500)
+                    rate = max(
+                        (r[name]["rps"] for r in results["rows"] if r["row"] == generate.name),
+                        default=500,
+                    )
                     seconds = max(5, int(args.memory_requests / rate) + 1)
                     before = server.rss_mb()
                     with only(servers, name):
                         load = wrk(server.url, generate, 16, seconds, script)
                     after = server.rss_mb()
-                    results["memory"][name] = {"before": before, "after": after,
-                                               "requests": load["requests"]}
-                    print(f"{name} memory: {before:.0f} MB before, {after:.0f} MB after "
-                          f"{load['requests']} more requests ({after - before:+.0f} MB)",
-                          flush=True)
+                    results["memory"][name] = {
+                        "before": before,
+                        "after": after,
+                        "requests": load["requests"],
+                    }
+                    print(
+                        f"{name} memory: {before:.0f} MB before, {after:.0f} MB after "
+                        f"{load['requests']} more requests ({after - before:+.0f} MB)",
+                        flush=True,
+                    )
     finally:
         for server in servers.values():
             server.stop()
@@ -405,8 +493,10 @@ def print_row(name: str, connections: int, cell: dict[str, dict[str, float]]) ->
     for target, r in cell.items():
         ratio = f" ({r['rps'] / bare:.2f}x)" if bare and target != "bare" else ""
         errors = f" ERRORS {r['errors']:.0f}" if r["errors"] else ""
-        parts.append(f"{target} {r['rps']:7.0f} req/s p50 {r['p50']:6.1f} p99 {r['p99']:6.1f} ms"
-                     f"{ratio}{errors}")
+        parts.append(
+            f"{target} {r['rps']:7.0f} req/s p50 {r['p50']:6.1f} p99 {r['p99']:6.1f} ms"
+            f"{ratio}{errors}"
+        )
     print(f"{name:22} c={connections:<3} " + " | ".join(parts), flush=True)
 
 
@@ -431,16 +521,23 @@ def print_table(results: dict, targets: list[str]) -> None:
         print(line)
     sig = results["signature"]
     if sig:
-        print(f"\nDecoder signature alone (64 codes, in-process TensorFlow): "
-              f"{sig['float32']:,.0f} images/s; with the uint8 conversion {sig['uint8']:,.0f}.")
+        print(
+            f"\nDecoder signature alone (64 codes, in-process TensorFlow): "
+            f"{sig['float32']:,.0f} images/s; with the uint8 conversion {sig['uint8']:,.0f}."
+        )
         for row in results["rows"]:
             if row["row"].startswith("decode"):
-                rates = ", ".join(f"{t} {64 * row[t]['rps']:,.0f}" for t in targets
-                                  if t != "bare" and not row[t]["errors"])
+                rates = ", ".join(
+                    f"{t} {64 * row[t]['rps']:,.0f}"
+                    for t in targets
+                    if t != "bare" and not row[t]["errors"]
+                )
                 print(f"  {row['row']} at {row['clients']} clients, images/s: {rates}")
     for name, m in results["memory"].items():
-        print(f"{name}: resident memory {m['before']:.0f} MB before, {m['after']:.0f} MB after "
-              f"{m['requests']} more generate requests ({m['after'] - m['before']:+.0f} MB).")
+        print(
+            f"{name}: resident memory {m['before']:.0f} MB before, {m['after']:.0f} MB after "
+            f"{m['requests']} more generate requests ({m['after'] - m['before']:+.0f} MB)."
+        )
 
 
 if __name__ == "__main__":

@@ -42,18 +42,48 @@ def request_mix(latent_dim: int) -> list[tuple[dict[str, Any], set[int]]]:
     png = imagegen.save(imagegen.digit(), "PNG")
     return [
         ({"method": "POST", "url": "/v1/generate", "json": {"count": 1}}, {200}),
-        ({"method": "POST", "url": "/v1/generate", "json": {"count": 8, "seed": 3},
-          "params": {"scale": 2}, "headers": {"Accept": "image/png"}}, {200}),
+        (
+            {
+                "method": "POST",
+                "url": "/v1/generate",
+                "json": {"count": 8, "seed": 3},
+                "params": {"scale": 2},
+                "headers": {"Accept": "image/png"},
+            },
+            {200},
+        ),
         ({"method": "POST", "url": "/v1/decode", "json": {"latents": [code] * 4}}, {200}),
-        ({"method": "POST", "url": "/v1/decode", "json": {"latents": [code] * 2},
-          "headers": {"Accept": "application/x-npy"}}, {200}),
+        (
+            {
+                "method": "POST",
+                "url": "/v1/decode",
+                "json": {"latents": [code] * 2},
+                "headers": {"Accept": "application/x-npy"},
+            },
+            {200},
+        ),
         ({"method": "POST", "url": "/v1/encode", "files": {"file": ("digit.png", png)}}, {200}),
-        ({"method": "POST", "url": "/v1/encode",
-          "files": {"file": ("bad.png", png[: len(png) // 2])}}, {422}),
-        ({"method": "POST", "url": "/v1/generate", "content": b'{"count": NaN}',
-          "headers": JSON}, {422}),
-        ({"method": "POST", "url": "/v1/models/vae:predict",
-          "json": {"instances": [code] * 2}}, {200}),
+        (
+            {
+                "method": "POST",
+                "url": "/v1/encode",
+                "files": {"file": ("bad.png", png[: len(png) // 2])},
+            },
+            {422},
+        ),
+        (
+            {
+                "method": "POST",
+                "url": "/v1/generate",
+                "content": b'{"count": NaN}',
+                "headers": JSON,
+            },
+            {422},
+        ),
+        (
+            {"method": "POST", "url": "/v1/models/vae:predict", "json": {"instances": [code] * 2}},
+            {200},
+        ),
         ({"method": "GET", "url": "/readyz"}, {200}),
         ({"method": "GET", "url": "/healthz"}, {200}),
         ({"method": "GET", "url": "/v1/model"}, {200}),
@@ -81,8 +111,13 @@ class SoakResult:
         return self.growth_mb < max_growth_mb and not self.unexpected
 
 
-def run(server: LiveServer, requests: int, concurrency: int = 4, warm_up: int = 2000,
-        progress: bool = False) -> SoakResult:
+def run(
+    server: LiveServer,
+    requests: int,
+    concurrency: int = 4,
+    warm_up: int = 2000,
+    progress: bool = False,
+) -> SoakResult:
     """Send ``warm_up`` then ``requests`` mixed requests from ``concurrency`` keep-alive
     clients; the baseline is the resident memory after the warm-up."""
     latent_dim = httpx.get(f"{server.url}/v1/model", timeout=10).json()["latent_dim"]
@@ -109,8 +144,10 @@ def run(server: LiveServer, requests: int, concurrency: int = 4, warm_up: int = 
                         if index % 1000 == 0:
                             result.samples.append((index, server.rss_mb()))
                             if progress:
-                                print(f"  {index:7d} requests  RSS {server.rss_mb():7.1f} MB",
-                                      flush=True)
+                                print(
+                                    f"  {index:7d} requests  RSS {server.rss_mb():7.1f} MB",
+                                    flush=True,
+                                )
 
         threads = [threading.Thread(target=worker) for _ in range(concurrency)]
         for thread in threads:
@@ -135,34 +172,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--max-growth-mb", type=float, default=100.0)
-    parser.add_argument("--leak-bytes", type=int, default=0,
-                        help="the leaking control: bytes the server keeps per request")
-    parser.add_argument("--model-dir", type=Path,
-                        help="serve this model with the real vae-serve (TensorFlow)")
+    parser.add_argument(
+        "--leak-bytes",
+        type=int,
+        default=0,
+        help="the leaking control: bytes the server keeps per request",
+    )
+    parser.add_argument(
+        "--model-dir", type=Path, help="serve this model with the real vae-serve (TensorFlow)"
+    )
     args = parser.parse_args(argv)
 
     if args.model_dir:
         if args.leak_bytes:
             parser.error("--leak-bytes needs the stand-in server (no --model-dir)")
-        server = LiveServer(command=[sys.executable, "-m", "app.cli", "--host", "127.0.0.1"],
-                            model_dir=args.model_dir.resolve(), ready_timeout=180)
+        server = LiveServer(
+            command=[sys.executable, "-m", "app.cli", "--host", "127.0.0.1"],
+            model_dir=args.model_dir.resolve(),
+            ready_timeout=180,
+        )
         what = f"vae-serve, model {args.model_dir}"
     else:
         server = LiveServer(leak_bytes=args.leak_bytes)
-        what = "the stand-in model" + (f", leaking {args.leak_bytes} B a request"
-                                       if args.leak_bytes else "")
+        what = "the stand-in model" + (
+            f", leaking {args.leak_bytes} B a request" if args.leak_bytes else ""
+        )
     with server:
         print(f"soak: {args.requests} requests, {args.concurrency} clients, {what}", flush=True)
         result = run(server, args.requests, args.concurrency, progress=True)
     rate = result.requests / result.seconds
-    print(f"{result.requests} requests in {result.seconds:.0f} s ({rate:.0f}/s); statuses "
-          f"{dict(result.statuses)}; unexpected: {len(result.unexpected)}")
-    print(f"RSS after warm-up {result.baseline_mb:.1f} MB, at the end {result.final_mb:.1f} MB "
-          f"(+{result.growth_mb:.1f} MB), peak {result.peak_mb:.1f} MB")
+    print(
+        f"{result.requests} requests in {result.seconds:.0f} s ({rate:.0f}/s); statuses "
+        f"{dict(result.statuses)}; unexpected: {len(result.unexpected)}"
+    )
+    print(
+        f"RSS after warm-up {result.baseline_mb:.1f} MB, at the end {result.final_mb:.1f} MB "
+        f"(+{result.growth_mb:.1f} MB), peak {result.peak_mb:.1f} MB"
+    )
     ok = result.passed(args.max_growth_mb)
-    print(f"{'PASS' if ok else 'FAIL'}: growth {result.growth_mb:.1f} MB "
-          f"{'<' if result.growth_mb < args.max_growth_mb else '>='} {args.max_growth_mb:g} MB"
-          + (f"; {result.unexpected[:5]}" if result.unexpected else ""))
+    print(
+        f"{'PASS' if ok else 'FAIL'}: growth {result.growth_mb:.1f} MB "
+        f"{'<' if result.growth_mb < args.max_growth_mb else '>='} {args.max_growth_mb:g} MB"
+        + (f"; {result.unexpected[:5]}" if result.unexpected else "")
+    )
     return 0 if ok else 1
 
 

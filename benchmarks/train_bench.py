@@ -74,18 +74,26 @@ def main() -> None:
         seed, default = results["seed"], results["default"]
         checks = [
             ("samples ≥ 90% confident", default["sample_confident_share"] >= 0.9),
-            ("Fréchet distance ≤ 1/3 of seed's",
-             default["sample_frechet_distance"] <= seed["sample_frechet_distance"] / 3),
-            ("likelihood bound at least as good as seed's",
-             default["test_nll_iwae"] <= seed["test_nll_iwae"]),
-            ("training time ≤ 1/2 of seed's",
-             default["training_seconds"] <= seed["training_seconds"] / 2),
+            (
+                "Fréchet distance ≤ 1/3 of seed's",
+                default["sample_frechet_distance"] <= seed["sample_frechet_distance"] / 3,
+            ),
+            (
+                "likelihood bound at least as good as seed's",
+                default["test_nll_iwae"] <= seed["test_nll_iwae"],
+            ),
+            (
+                "training time ≤ 1/2 of seed's",
+                default["training_seconds"] <= seed["training_seconds"] / 2,
+            ),
             ("every digit ≥ 90% right", default.get("digit_accuracy_min", 0) >= 0.9),
         ]
-        print(f"\ntime ratio default/seed: "
-              f"{default['training_seconds'] / seed['training_seconds']:.2f}; "
-              f"Fréchet ratio: "
-              f"{default['sample_frechet_distance'] / seed['sample_frechet_distance']:.2f}")
+        print(
+            f"\ntime ratio default/seed: "
+            f"{default['training_seconds'] / seed['training_seconds']:.2f}; "
+            f"Fréchet ratio: "
+            f"{default['sample_frechet_distance'] / seed['sample_frechet_distance']:.2f}"
+        )
         for label, ok in checks:
             print(f"  [{'x' if ok else ' '}] {label}")
 

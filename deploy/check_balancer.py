@@ -63,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     for upstream, count in sorted(answered.items()):
         print(f"  {count:5d} answered by {upstream}")
     every_digest = set().union(*digests.values()) if digests else set()
-    print(f"{len(digests)} replicas answered; distinct PNGs for seed {args.seed}: "
-          f"{len(every_digest)} {sorted(d[:16] for d in every_digest)}")
+    print(
+        f"{len(digests)} replicas answered; distinct PNGs for seed {args.seed}: "
+        f"{len(every_digest)} {sorted(d[:16] for d in every_digest)}"
+    )
     for failure in failures:
         print(f"  failed at {failure}")
     ok = not failures and len(every_digest) == 1 and len(digests) >= args.min_replicas

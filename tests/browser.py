@@ -30,17 +30,35 @@ from app.main import create_app
 # Chromium as it runs on these machines: no sandbox (root in a container), no GPU, and none of
 # its own network traffic (the network is closed; each refused connection costs time).
 FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 DESKTOP: dict[str, Any] = {"viewport": {"width": 1440, "height": 900}}
 PHONE: dict[str, Any] = {
-    "viewport": {"width": 390, "height": 844}, "device_scale_factor": 2,
-    "is_mobile": True, "has_touch": True,
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
 }
 # A hand-written 2, as strokes in the canvas's unit square.
-TWO = [[(0.28, 0.32), (0.36, 0.2), (0.5, 0.15), (0.64, 0.2), (0.7, 0.33), (0.64, 0.47),
-        (0.48, 0.62), (0.3, 0.8), (0.72, 0.8)]]
+TWO = [
+    [
+        (0.28, 0.32),
+        (0.36, 0.2),
+        (0.5, 0.15),
+        (0.64, 0.2),
+        (0.7, 0.33),
+        (0.64, 0.47),
+        (0.48, 0.62),
+        (0.3, 0.8),
+        (0.72, 0.8),
+    ]
+]
 SEVEN = [[(0.26, 0.2), (0.74, 0.2), (0.44, 0.84)]]
 
 
@@ -60,8 +78,9 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
         config = uvicorn.Config(self.app, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]},
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True
+        )
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
@@ -148,8 +167,9 @@ def draw(page: Any, strokes: list[list[tuple[float, float]]], touch: bool = Fals
             ]
             for index, (x, y) in enumerate(points):
                 kind = "touchStart" if index == 0 else "touchMove"
-                session.send("Input.dispatchTouchEvent",
-                             {"type": kind, "touchPoints": [{"x": x, "y": y}]})
+                session.send(
+                    "Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": x, "y": y}]}
+                )
             session.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
         session.detach()
         return
@@ -217,8 +237,10 @@ def screenshots(url: str, out: Path, seed: int = 2024) -> dict[str, float]:
             else:
                 screens = []
                 for anchor, offset in (("body", 0), ("#slider-list", -230), ("#draw", -10)):
-                    page.evaluate(f"window.scrollTo(0, document.querySelector('{anchor}')"
-                                  f".getBoundingClientRect().top + window.scrollY + {offset})")
+                    page.evaluate(
+                        f"window.scrollTo(0, document.querySelector('{anchor}')"
+                        f".getBoundingClientRect().top + window.scrollY + {offset})"
+                    )
                     page.wait_for_timeout(300)
                     screens.append(page.screenshot())
                 side_by_side(screens, out / f"{name}.png")

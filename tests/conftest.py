@@ -38,8 +38,13 @@ def model_dir(tmp_path_factory, data_dir) -> Path:
     from training.train import train
 
     base = tmp_path_factory.mktemp("model")
-    train(get_preset("tiny").override(epochs=3), base, data_dir, train_limit=20000,
-          evaluation=EvalConfig(**SMALL_EVALUATION))
+    train(
+        get_preset("tiny").override(epochs=3),
+        base,
+        data_dir,
+        train_limit=20000,
+        evaluation=EvalConfig(**SMALL_EVALUATION),
+    )
     return base
 
 

@@ -81,8 +81,29 @@ def _ink_palette_with_transparent_paper() -> Image.Image:
     return result
 
 
-MODES = ("1", "L", "LA", "La", "P", "P+transparency", "PA", "RGB", "RGBA", "RGBa", "RGBX",
-         "CMYK", "YCbCr", "LAB", "HSV", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+MODES = (
+    "1",
+    "L",
+    "LA",
+    "La",
+    "P",
+    "P+transparency",
+    "PA",
+    "RGB",
+    "RGBA",
+    "RGBa",
+    "RGBX",
+    "CMYK",
+    "YCbCr",
+    "LAB",
+    "HSV",
+    "I",
+    "I;16",
+    "I;16B",
+    "I;16L",
+    "I;16N",
+    "F",
+)
 LOSSY = ("JPEG", "WEBP")
 
 
@@ -100,7 +121,11 @@ class Sample:
 def encodings(image: Image.Image, mode: str) -> Iterator[Sample]:
     """``image`` in each format that can hold its mode (Pillow's own writers)."""
     options: dict[str, dict[str, object]] = {
-        "PNG": {}, "TIFF": {}, "BMP": {}, "GIF": {}, "WEBP": {"lossless": True},
+        "PNG": {},
+        "TIFF": {},
+        "BMP": {},
+        "GIF": {},
+        "WEBP": {"lossless": True},
         "JPEG": {"quality": 95},
     }
     for fmt, kwargs in options.items():
@@ -111,8 +136,11 @@ def encodings(image: Image.Image, mode: str) -> Iterator[Sample]:
         yield Sample(f"{mode}.{fmt.lower()}", data, lossy=fmt == "JPEG")
     if mode in ("RGB", "L"):
         yield Sample(f"{mode}.lossy.webp", save(image, "WEBP", quality=90), lossy=True)
-        yield Sample(f"{mode}.progressive.jpeg", save(image, "JPEG", progressive=True,
-                                                      quality=95), lossy=True)
+        yield Sample(
+            f"{mode}.progressive.jpeg",
+            save(image, "JPEG", progressive=True, quality=95),
+            lossy=True,
+        )
     if mode in ("L", "RGB", "RGBA", "P"):
         yield Sample(f"{mode}.split-idat.png", _split_idat_png(image))
 
@@ -127,7 +155,7 @@ def _split_idat_png(image: Image.Image) -> bytes:
     for kind, body in chunks:
         if kind == b"IDAT":
             if idat:
-                out += [png_chunk(b"IDAT", idat[i:i + 97]) for i in range(0, len(idat), 97)]
+                out += [png_chunk(b"IDAT", idat[i : i + 97]) for i in range(0, len(idat), 97)]
                 idat = b""
         else:
             out.append(png_chunk(kind, body))
@@ -139,13 +167,22 @@ def multi_frame() -> Iterator[Sample]:
     first = digit()
     other = Image.new("L", SIZE, 255)
     frames = [other, other.rotate(45)]
-    yield Sample("animated.gif", save(first, "GIF", save_all=True, append_images=frames,
-                                      duration=100, loop=0))
+    yield Sample(
+        "animated.gif",
+        save(first, "GIF", save_all=True, append_images=frames, duration=100, loop=0),
+    )
     yield Sample("animated.png", save(first, "PNG", save_all=True, append_images=frames))
     yield Sample("multipage.tiff", save(first, "TIFF", save_all=True, append_images=frames))
-    yield Sample("animated.webp", save(first.convert("RGB"), "WEBP", save_all=True,
-                                       append_images=[f.convert("RGB") for f in frames],
-                                       lossless=True))
+    yield Sample(
+        "animated.webp",
+        save(
+            first.convert("RGB"),
+            "WEBP",
+            save_all=True,
+            append_images=[f.convert("RGB") for f in frames],
+            lossless=True,
+        ),
+    )
 
 
 def compressed_tiffs() -> Iterator[Sample]:
@@ -163,18 +200,35 @@ def compressed_tiffs() -> Iterator[Sample]:
 SHORT, LONG = 3, 4
 
 
-def tiff(width: int, height: int, strip: bytes, *, byteorder: bytes, photometric: int,
-         sample_format: tuple[int, ...], fill_order: int, bits: tuple[int, ...],
-         extra: tuple[int, ...], colormap: list[int] | None = None,
-         lies: dict[int, list[int]] | None = None) -> bytes:
+def tiff(
+    width: int,
+    height: int,
+    strip: bytes,
+    *,
+    byteorder: bytes,
+    photometric: int,
+    sample_format: tuple[int, ...],
+    fill_order: int,
+    bits: tuple[int, ...],
+    extra: tuple[int, ...],
+    colormap: list[int] | None = None,
+    lies: dict[int, list[int]] | None = None,
+) -> bytes:
     """A one-strip uncompressed baseline TIFF with exactly these fields; ``lies`` overrides
     any tag's values (to make files that claim what they do not hold)."""
     e = "<" if byteorder == b"II" else ">"
     tags: dict[int, tuple[int, list[int]]] = {
-        256: (LONG, [width]), 257: (LONG, [height]), 258: (SHORT, list(bits)),
-        259: (SHORT, [1]), 262: (SHORT, [photometric]), 266: (SHORT, [fill_order]),
-        273: (LONG, [0]), 277: (SHORT, [len(bits)]), 278: (LONG, [height]),
-        279: (LONG, [len(strip)]), 284: (SHORT, [1]),
+        256: (LONG, [width]),
+        257: (LONG, [height]),
+        258: (SHORT, list(bits)),
+        259: (SHORT, [1]),
+        262: (SHORT, [photometric]),
+        266: (SHORT, [fill_order]),
+        273: (LONG, [0]),
+        277: (SHORT, [len(bits)]),
+        278: (LONG, [height]),
+        279: (LONG, [len(strip)]),
+        284: (SHORT, [1]),
         339: (SHORT, list(sample_format) * (len(bits) if len(sample_format) == 1 else 1)),
     }
     if colormap is not None:
@@ -207,9 +261,15 @@ def tiff(width: int, height: int, strip: bytes, *, byteorder: bytes, photometric
 COLOUR_SAMPLES = {0: 1, 1: 1, 2: 3, 3: 1, 5: 4, 6: 3, 8: 3}
 
 
-def _layout_strip(byteorder: bytes, photometric: int, sample_format: tuple[int, ...],
-                  fill_order: int, bits: tuple[int, ...], extra: tuple[int, ...],
-                  mode: str) -> bytes | None:
+def _layout_strip(
+    byteorder: bytes,
+    photometric: int,
+    sample_format: tuple[int, ...],
+    fill_order: int,
+    bits: tuple[int, ...],
+    extra: tuple[int, ...],
+    mode: str,
+) -> bytes | None:
     """The digit's pixels in a TIFF layout, packed with NumPy: each colour sample says the
     digit in that photometric interpretation (white-is-zero inverted, CMYK's K inverted,
     YCbCr's and CIELAB's lightness); the other samples are opaque alpha if Pillow reads one
@@ -228,8 +288,10 @@ def _layout_strip(byteorder: bytes, photometric: int, sample_format: tuple[int, 
             plane = value
         planes.append(plane)
     has_alpha = mode[-1] in "Aa"
-    planes += [np.ones_like(value) if has_alpha and index == 0 else np.zeros_like(value)
-               for index in range(len(bits) - colours)]
+    planes += [
+        np.ones_like(value) if has_alpha and index == 0 else np.zeros_like(value)
+        for index in range(len(bits) - colours)
+    ]
     depth, kind = bits[0], sample_format[0]
     if depth == 12:
         return None
@@ -258,8 +320,9 @@ def _layout_strip(byteorder: bytes, photometric: int, sample_format: tuple[int, 
         samples = np.round(stack * top).astype(dtype)
     data = samples.tobytes()
     if fill_order == 2:
-        data = np.packbits(np.unpackbits(np.frombuffer(data, np.uint8))
-                           .reshape(-1, 8)[:, ::-1]).tobytes()
+        data = np.packbits(
+            np.unpackbits(np.frombuffer(data, np.uint8)).reshape(-1, 8)[:, ::-1]
+        ).tobytes()
     return data
 
 
@@ -279,13 +342,27 @@ def tiff_layouts() -> Iterator[Sample]:
             levels = 1 << bits[0]
             ramp = [i * 65535 // (levels - 1) for i in range(levels)]
             colormap = ramp * 3
-        name = (f"tiff-{byteorder.decode()}-photometric{photometric}-format{sample_format}-"
-                f"fill{fill_order}-bits{'x'.join(map(str, bits))}-extra{extra}-{mode}")
-        yield Sample(name, tiff(width, height, strip, byteorder=byteorder,
-                                photometric=photometric, sample_format=sample_format,
-                                fill_order=fill_order, bits=bits, extra=extra,
-                                colormap=colormap), faithful=faithful,
-                     lossy=bits[0] < 8 or photometric == 3)
+        name = (
+            f"tiff-{byteorder.decode()}-photometric{photometric}-format{sample_format}-"
+            f"fill{fill_order}-bits{'x'.join(map(str, bits))}-extra{extra}-{mode}"
+        )
+        yield Sample(
+            name,
+            tiff(
+                width,
+                height,
+                strip,
+                byteorder=byteorder,
+                photometric=photometric,
+                sample_format=sample_format,
+                fill_order=fill_order,
+                bits=bits,
+                extra=extra,
+                colormap=colormap,
+            ),
+            faithful=faithful,
+            lossy=bits[0] < 8 or photometric == 3,
+        )
 
 
 def mode_matrix() -> Iterator[Sample]:
@@ -309,8 +386,8 @@ def png_chunk(kind: bytes, body: bytes, length: int | None = None) -> bytes:
 def png_chunks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
     position = len(PNG_MAGIC)
     while position + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[position:position + 8])
-        yield kind, data[position + 8:position + 8 + length]
+        length, kind = struct.unpack(">I4s", data[position : position + 8])
+        yield kind, data[position + 8 : position + 8 + length]
         position += 12 + length
 
 
@@ -321,8 +398,9 @@ def blank_png(width: int, height: int, bit_depth: int = 8, colour: int = 0) -> b
     compressor = zlib.compressobj(9)
     body = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
     header = struct.pack(">IIBBBBB", width, height, bit_depth, colour, 0, 0, 0)
-    return (PNG_MAGIC + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", body)
-            + png_chunk(b"IEND", b""))
+    return (
+        PNG_MAGIC + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", body) + png_chunk(b"IEND", b"")
+    )
 
 
 def bombs() -> Iterator[Sample]:
@@ -332,22 +410,42 @@ def bombs() -> Iterator[Sample]:
     yield Sample("bomb-png-16bit-2800x2800.png", blank_png(2800, 2800, 16, 0), faithful=False)
     yield Sample("bomb-png-5000x5000.png", blank_png(5000, 5000), faithful=False)
     header_only = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 6, 0, 0, 0)
-    yield Sample("bomb-png-header-100000x100000.png",
-                 PNG_MAGIC + png_chunk(b"IHDR", header_only) + png_chunk(b"IEND", b""),
-                 faithful=False)
+    yield Sample(
+        "bomb-png-header-100000x100000.png",
+        PNG_MAGIC + png_chunk(b"IHDR", header_only) + png_chunk(b"IEND", b""),
+        faithful=False,
+    )
     yield Sample("bomb-gif-65535x65535.gif", _gif_screen(65535, 65535), faithful=False)
-    yield Sample("bomb-tiff-60000x60000.tiff",
-                 tiff(60000, 60000, b"\0" * 64, byteorder=b"II", photometric=1,
-                      sample_format=(1,), fill_order=1, bits=(8,), extra=()), faithful=False)
+    yield Sample(
+        "bomb-tiff-60000x60000.tiff",
+        tiff(
+            60000,
+            60000,
+            b"\0" * 64,
+            byteorder=b"II",
+            photometric=1,
+            sample_format=(1,),
+            fill_order=1,
+            bits=(8,),
+            extra=(),
+        ),
+        faithful=False,
+    )
     yield Sample("bomb-jpeg-65000x65000.jpeg", _jpeg_claiming(65000, 65000), faithful=False)
     yield Sample("bomb-bmp-30000x30000.bmp", _bmp_claiming(30000, 30000), faithful=False)
     yield Sample("bomb-webp-16383x16383.webp", _webp_claiming(16383, 16383), faithful=False)
     text_bomb = zlib.compress(b"a" * 50_000_000, 9)  # zTXt: 50 MB of text in 50 kB
     small = save(digit(), "PNG")
-    yield Sample("bomb-ztxt.png", small[:33] + png_chunk(b"zTXt", b"k\0\0" + text_bomb)
-                 + small[33:], faithful=True)
-    yield Sample("bomb-iccp.png", small[:33] + png_chunk(b"iCCP", b"p\0\0" + text_bomb)
-                 + small[33:], faithful=False)
+    yield Sample(
+        "bomb-ztxt.png",
+        small[:33] + png_chunk(b"zTXt", b"k\0\0" + text_bomb) + small[33:],
+        faithful=True,
+    )
+    yield Sample(
+        "bomb-iccp.png",
+        small[:33] + png_chunk(b"iCCP", b"p\0\0" + text_bomb) + small[33:],
+        faithful=False,
+    )
 
 
 def _gif_screen(width: int, height: int) -> bytes:
@@ -359,7 +457,7 @@ def _gif_screen(width: int, height: int) -> bytes:
 def _jpeg_claiming(width: int, height: int) -> bytes:
     jpeg = bytearray(save(digit(), "JPEG"))
     sof = jpeg.find(b"\xff\xc0")
-    jpeg[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    jpeg[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
     return bytes(jpeg)
 
 
@@ -373,7 +471,7 @@ def _webp_claiming(width: int, height: int) -> bytes:
     webp = bytearray(save(digit().convert("RGB"), "WEBP", lossless=True))
     vp8l = webp.find(b"VP8L")
     bits = (width - 1) | ((height - 1) << 14)
-    webp[vp8l + 9:vp8l + 13] = struct.pack("<I", bits | (webp[vp8l + 12] & 0xF0) << 24)
+    webp[vp8l + 9 : vp8l + 13] = struct.pack("<I", bits | (webp[vp8l + 12] & 0xF0) << 24)
     return bytes(webp)
 
 
@@ -397,14 +495,24 @@ def seeds() -> list[Sample]:
         Sample("lossy.webp", save(image.convert("RGB"), "WEBP", quality=80)),
         Sample("L.tiff", save(image, "TIFF")),
         Sample("lzw.tiff", save(image, "TIFF", compression="tiff_lzw")),
-        Sample("MM-LA.tiff", tiff(*SIZE, in_mode("LA").tobytes(), byteorder=b"MM",
-                                  photometric=1, sample_format=(1,), fill_order=1,
-                                  bits=(8, 8), extra=(2,))),
+        Sample(
+            "MM-LA.tiff",
+            tiff(
+                *SIZE,
+                in_mode("LA").tobytes(),
+                byteorder=b"MM",
+                photometric=1,
+                sample_format=(1,),
+                fill_order=1,
+                bits=(8, 8),
+                extra=(2,),
+            ),
+        ),
     ]
 
 
 def _truncate(data: bytes, rng: random.Random) -> bytes:
-    return data[:rng.randrange(len(data))]
+    return data[: rng.randrange(len(data))]
 
 
 def _flip_bits(data: bytes, rng: random.Random) -> bytes:
@@ -453,8 +561,9 @@ def _png_chunk_lie(data: bytes, rng: random.Random) -> bytes:
         if i != index:
             out.append(png_chunk(kind, body))
         elif rng.random() < 0.5:
-            lie = rng.choice((0, 1, len(body) - 1, len(body) + 1, 2**31 - 1, 2**32 - 1,
-                              rng.randrange(2**32)))
+            lie = rng.choice(
+                (0, 1, len(body) - 1, len(body) + 1, 2**31 - 1, 2**32 - 1, rng.randrange(2**32))
+            )
             out.append(png_chunk(kind, body, length=max(0, lie)))
         else:
             mutated = _flip_bits(body, rng) if body else bytes([rng.randrange(256)])

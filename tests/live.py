@@ -33,10 +33,17 @@ def free_port() -> int:
 class LiveServer:
     """One server process on 127.0.0.1; use as a context manager."""
 
-    def __init__(self, *, delay: float = 0.0, leak_bytes: int = 0,
-                 request_log: Path | None = None, command: list[str] | None = None,
-                 env: dict[str, str] | None = None, ready_timeout: float = 60,
-                 **settings: object):
+    def __init__(
+        self,
+        *,
+        delay: float = 0.0,
+        leak_bytes: int = 0,
+        request_log: Path | None = None,
+        command: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        ready_timeout: float = 60,
+        **settings: object,
+    ):
         self.ready_timeout = ready_timeout
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -50,8 +57,9 @@ class LiveServer:
         if request_log is not None:
             args += ["--request-log", str(request_log)]
         with self.log_path.open("w") as log:
-            self.process = subprocess.Popen(args, env=env, cwd=ROOT, stdout=log,
-                                            stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                args, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
 
     @property
     def pid(self) -> int:
@@ -162,8 +170,7 @@ class RawResponse:
         return f"RawResponse({self.status}, {self.headers}, {self.body[:200]!r}, {self.closed})"
 
 
-def read_response(sock: socket.socket, timeout: float = 10, eof_within: float = 1.0
-                  ) -> RawResponse:
+def read_response(sock: socket.socket, timeout: float = 10, eof_within: float = 1.0) -> RawResponse:
     """One response (Content-Length framed), then up to ``eof_within`` s to see the close."""
     sock.settimeout(timeout)
     data = b""
@@ -175,8 +182,9 @@ def read_response(sock: socket.socket, timeout: float = 10, eof_within: float = 
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
-    headers = {k.strip().lower(): v.strip()
-               for k, _, v in (line.partition(":") for line in lines[1:])}
+    headers = {
+        k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])
+    }
     length = int(headers.get("content-length", "0"))
     while len(body) < length:
         chunk = sock.recv(65536)

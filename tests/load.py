@@ -29,8 +29,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
 
 
-async def open_loop(url: str, rate: float, seconds: float,
-                    request: Callable[[int], dict[str, Any]]) -> list[Outcome]:
+async def open_loop(
+    url: str, rate: float, seconds: float, request: Callable[[int], dict[str, Any]]
+) -> list[Outcome]:
     """Send ``rate`` requests a second for ``seconds`` (``request(i)`` gives httpx's
     arguments), each on its own task so a slow answer never delays the next arrival."""
     outcomes: list[Outcome] = []
@@ -42,11 +43,18 @@ async def open_loop(url: str, rate: float, seconds: float,
             sent = time.perf_counter()
             try:
                 response = await client.request(**request(index))
-                outcomes.append(Outcome(response.status_code, time.perf_counter() - sent,
-                                        sent - start, response.headers.get("retry-after")))
+                outcomes.append(
+                    Outcome(
+                        response.status_code,
+                        time.perf_counter() - sent,
+                        sent - start,
+                        response.headers.get("retry-after"),
+                    )
+                )
             except httpx.HTTPError as error:
-                outcomes.append(Outcome(type(error).__name__, time.perf_counter() - sent,
-                                        sent - start))
+                outcomes.append(
+                    Outcome(type(error).__name__, time.perf_counter() - sent, sent - start)
+                )
 
         tasks = []
         for index in range(round(rate * seconds)):

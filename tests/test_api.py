@@ -28,8 +28,13 @@ def fake_client(model_dir, **settings) -> TestClient:
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     model_dir = make_versions(tmp_path_factory.mktemp("models"), 1)
-    with fake_client(model_dir, max_batch=64, max_upload_bytes=200_000,
-                     max_json_bytes=100_000, max_image_pixels=1_000_000) as client:
+    with fake_client(
+        model_dir,
+        max_batch=64,
+        max_upload_bytes=200_000,
+        max_json_bytes=100_000,
+        max_image_pixels=1_000_000,
+    ) as client:
         yield client
 
 
@@ -68,12 +73,18 @@ def test_same_seed_same_answer_and_a_drawn_seed_is_returned(client):
     assert again["images"] == drawn["images"]
 
 
-@pytest.mark.parametrize("accept, media_type", [
-    ("image/png", "image/png"), ("image/*", "image/png"), ("*/*", "application/json"),
-    ("application/json", "application/json"), ("application/x-npy", "application/x-npy"),
-    ("application/octet-stream", "application/octet-stream"),
-    ("image/png;q=0.5, application/json", "application/json"),
-])
+@pytest.mark.parametrize(
+    "accept, media_type",
+    [
+        ("image/png", "image/png"),
+        ("image/*", "image/png"),
+        ("*/*", "application/json"),
+        ("application/json", "application/json"),
+        ("application/x-npy", "application/x-npy"),
+        ("application/octet-stream", "application/octet-stream"),
+        ("image/png;q=0.5, application/json", "application/json"),
+    ],
+)
 def test_content_negotiation(client, accept, media_type):
     response = client.post("/v1/generate", json={"seed": 1}, headers={"Accept": accept})
     assert response.status_code == 200
@@ -86,28 +97,31 @@ def test_every_answer_format_holds_the_same_pixels(client):
     pixels = np.stack([decode_png(base64.b64decode(s)) for s in as_json["images"]])
     npy = client.post("/v1/generate", json=request, headers={"Accept": "application/x-npy"})
     np.testing.assert_array_equal(np.load(io.BytesIO(npy.content)), pixels)
-    raw = client.post("/v1/generate", json=request,
-                      headers={"Accept": "application/octet-stream"})
+    raw = client.post("/v1/generate", json=request, headers={"Accept": "application/octet-stream"})
     assert raw.headers["x-shape"] == "4,28,28" and raw.headers["x-dtype"] == "uint8"
-    np.testing.assert_array_equal(np.frombuffer(raw.content, np.uint8).reshape(4, 28, 28),
-                                  pixels)
+    np.testing.assert_array_equal(np.frombuffer(raw.content, np.uint8).reshape(4, 28, 28), pixels)
     one = client.post("/v1/generate", json={"seed": 11}, headers={"Accept": "image/png"})
     assert one.content.startswith(PNG_MAGIC) and one.headers["x-seed"] == "11"
     np.testing.assert_array_equal(decode_png(one.content), pixels[0])
 
 
 def test_png_grid_layout(client):
-    grid = client.post("/v1/decode?nrow=2&scale=2", json={"latents": [[0.0] * 20] * 4},
-                       headers={"Accept": "image/png"})
+    grid = client.post(
+        "/v1/decode?nrow=2&scale=2",
+        json={"latents": [[0.0] * 20] * 4},
+        headers={"Accept": "image/png"},
+    )
     assert decode_png(grid.content).shape == (2 * (2 * 30 + 2), 2 * (2 * 30 + 2))
 
 
 def test_encode_returns_mu_sigma_and_log_var_per_file_in_order(client):
-    files = [("file", (f"{i}.png", png_bytes(Image.new("L", (30, 30), 40 * i))))
-             for i in range(3)]
+    files = [("file", (f"{i}.png", png_bytes(Image.new("L", (30, 30), 40 * i)))) for i in range(3)]
     body = client.post("/v1/encode", files=files).json()
     assert {k: np.array(v).shape for k, v in body.items()} == {
-        "mu": (3, 20), "sigma": (3, 20), "log_var": (3, 20)}
+        "mu": (3, 20),
+        "sigma": (3, 20),
+        "log_var": (3, 20),
+    }
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -145,27 +159,31 @@ def test_bad_json_is_422_naming_the_problem(client, path, raw, words):
 
 
 def test_unacceptable_accept_is_406(client):
-    assert_error(client.post("/v1/generate", json={}, headers={"Accept": "text/html"}), 406,
-                 "image/png")
+    assert_error(
+        client.post("/v1/generate", json={}, headers={"Accept": "text/html"}), 406, "image/png"
+    )
 
 
 def test_a_png_too_large_to_render_is_refused(tmp_path):
     with fake_client(make_versions(tmp_path, 1), max_output_pixels=100_000) as client:
-        response = client.post("/v1/generate?scale=16", json={"count": 2},
-                               headers={"Accept": "image/png"})
+        response = client.post(
+            "/v1/generate?scale=16", json={"count": 2}, headers={"Accept": "image/png"}
+        )
         assert_error(response, 422, "VAE_MAX_OUTPUT_PIXELS")
         assert client.post("/v1/generate?scale=16", json={"count": 2}).status_code == 200
 
 
 def test_trailing_slash_is_not_redirected(client):
-    response = client.post("/v1/generate/", json={}, headers={"Host": "evil.example"},
-                           follow_redirects=False)
+    response = client.post(
+        "/v1/generate/", json={}, headers={"Host": "evil.example"}, follow_redirects=False
+    )
     assert response.status_code == 404 and "location" not in response.headers
 
 
 def test_body_over_the_limit_is_413_and_closes_the_connection(client):
-    response = client.post("/v1/decode", content=b"[" * 300_000,
-                           headers={"Content-Type": "application/json"})
+    response = client.post(
+        "/v1/decode", content=b"[" * 300_000, headers={"Content-Type": "application/json"}
+    )
     assert_error(response, 413, "VAE_MAX_JSON_BYTES")
     assert response.headers["connection"] == "close"
 
@@ -173,8 +191,9 @@ def test_body_over_the_limit_is_413_and_closes_the_connection(client):
         for _ in range(40):
             yield b"[" * 10_000
 
-    streamed = client.post("/v1/decode", content=chunks(),
-                           headers={"Content-Type": "application/json"})
+    streamed = client.post(
+        "/v1/decode", content=chunks(), headers={"Content-Type": "application/json"}
+    )
     assert_error(streamed, 413, "VAE_MAX_JSON_BYTES")
     assert streamed.headers["connection"] == "close"
 
@@ -189,9 +208,12 @@ def test_multipart_abuse_is_4xx(client):
     assert_error(client.post("/v1/encode", data={"other": "x"}), 422, "file")
     many = [("file", (f"{i}.png", b"x")) for i in range(1000)]
     assert client.post("/v1/encode", files=many).status_code in (400, 413, 422)
-    unterminated = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nab"
-    response = client.post("/v1/encode", content=unterminated,
-                           headers={"Content-Type": "multipart/form-data; boundary=b"})
+    unterminated = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nab'
+    response = client.post(
+        "/v1/encode",
+        content=unterminated,
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+    )
     assert 400 <= response.status_code < 500
 
 
@@ -202,8 +224,9 @@ def test_model_info_shows_every_metadata_field_and_no_server_path(client, tmp_pa
     info = client.get("/v1/model").json()
     assert info["version"] == 1 and info["latent_dim"] == 20 and info["device"] == "CPU"
     assert info["preset"] == "fake" and info["metrics"]["test_neg_elbo"] == 100.0
-    assert info["versions"] == [{"version": 1, "state": "AVAILABLE", "error_code": "OK",
-                                 "error_message": ""}]
+    assert info["versions"] == [
+        {"version": 1, "state": "AVAILABLE", "error_code": "OK", "error_message": ""}
+    ]
     assert info["settings"]["VAE_MAX_BATCH"] == 64
     assert "/tmp" not in client.get("/v1/model").text
     documented = client.get("/openapi.json").json()["components"]["schemas"]["ModelInfo"]
@@ -224,9 +247,17 @@ def test_metrics_count_requests_and_admission(client):
 
 def test_openapi_documents_every_route_with_examples_and_binary_answers(client):
     spec = client.get("/openapi.json").json()
-    for path in ("/v1/generate", "/v1/decode", "/v1/encode", "/v1/model", "/healthz",
-                 "/readyz", "/v1/models/{model_name}", "/v1/models/{model_name}:predict",
-                 "/v1/models/{model_name}/metadata"):
+    for path in (
+        "/v1/generate",
+        "/v1/decode",
+        "/v1/encode",
+        "/v1/model",
+        "/healthz",
+        "/readyz",
+        "/v1/models/{model_name}",
+        "/v1/models/{model_name}:predict",
+        "/v1/models/{model_name}/metadata",
+    ):
         assert path in spec["paths"], path
     for path in ("/v1/generate", "/v1/decode"):
         content = spec["paths"][path]["post"]["responses"]["200"]["content"]

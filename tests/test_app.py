@@ -27,8 +27,9 @@ def make_client(model_dir, **settings) -> TestClient:
 
 @pytest.fixture(scope="module")
 def client(model_dir):
-    with make_client(model_dir, max_batch=64, max_upload_bytes=200_000,
-                     max_image_pixels=1_000_000) as client:
+    with make_client(
+        model_dir, max_batch=64, max_upload_bytes=200_000, max_image_pixels=1_000_000
+    ) as client:
         yield client
 
 
@@ -67,8 +68,9 @@ def test_same_seed_same_digits_other_seed_other_digits(client):
 def test_a_chosen_digit_is_that_digit(client, classifier):
     from training.classifier import classify
 
-    body = client.post("/v1/generate", json={"count": 32, "digit": 3, "seed": 1,
-                                             "temperature": 0.5}).json()
+    body = client.post(
+        "/v1/generate", json={"count": 32, "digit": 3, "seed": 1, "temperature": 0.5}
+    ).json()
     probs, _ = classify(classifier, b64_images(body))
     assert np.mean(probs.argmax(1) == 3) >= 0.8
 
@@ -121,18 +123,27 @@ def test_tf_serving_predict_answers_what_decode_answers(client):
 
 def test_tf_serving_sample_batch_rows_equal_generate(client):
     generated = client.post("/v1/generate", json={"count": 2, "seed": 7, "digit": 4}).json()
-    predicted = client.post("/v1/models/vae:predict", json={
-        "signature_name": "sample_batch",
-        "inputs": {"seeds": [7, 7], "indices": [0, 1], "temperatures": [1.0, 1.0],
-                   "digits": [4, 4]},
-    }).json()
-    np.testing.assert_allclose(predicted["outputs"]["latents"], generated["latents"],
-                               rtol=1e-5, atol=1e-6)
+    predicted = client.post(
+        "/v1/models/vae:predict",
+        json={
+            "signature_name": "sample_batch",
+            "inputs": {
+                "seeds": [7, 7],
+                "indices": [0, 1],
+                "temperatures": [1.0, 1.0],
+                "digits": [4, 4],
+            },
+        },
+    ).json()
+    np.testing.assert_allclose(
+        predicted["outputs"]["latents"], generated["latents"], rtol=1e-5, atol=1e-6
+    )
 
 
 def test_tf_serving_metadata_is_read_from_the_savedmodel(client):
     signatures = client.get("/v1/models/vae/metadata").json()["metadata"]["signature_def"][
-        "signature_def"]
+        "signature_def"
+    ]
     decode = signatures["serving_default"]
     assert decode["method_name"] == "tensorflow/serving/predict"
     assert decode["inputs"]["z"]["dtype"] == "DT_FLOAT"

@@ -64,10 +64,16 @@ HOSTILE_JSON: dict[str, tuple[str, bytes, dict[str, str]]] = {
     "5,000-digit float": ("/v1/decode", b'{"latents": [[0.' + b"1" * 5000 + b"]]}", JSON),
     "nesting 100,000 deep": ("/v1/decode", deep(100_000), JSON),
     "nesting 1,000 deep": ("/v1/decode", deep(1000), JSON),
-    "object nesting 100,000 deep": ("/v1/generate", b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
-                                    JSON),
-    "10^6-element list": ("/v1/decode", b'{"latents": [[' + b",".join([b"0"] * 10**6) + b"]]}",
-                          JSON),
+    "object nesting 100,000 deep": (
+        "/v1/generate",
+        b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+        JSON,
+    ),
+    "10^6-element list": (
+        "/v1/decode",
+        b'{"latents": [[' + b",".join([b"0"] * 10**6) + b"]]}",
+        JSON,
+    ),
     "10^6 rows": ("/v1/decode", b'{"latents": [' + b",".join([b"[0]"] * 10**6) + b"]}", JSON),
     "duplicate keys, last too big": ("/v1/generate", b'{"count": 1, "count": 100000}', JSON),
     "duplicate keys, last wrong type": ("/v1/generate", b'{"count": 1, "count": "x"}', JSON),
@@ -90,22 +96,38 @@ HOSTILE_JSON: dict[str, tuple[str, bytes, dict[str, str]]] = {
     "empty latent rows": ("/v1/decode", b'{"latents": [[]]}', JSON),
     "ragged latent rows": ("/v1/decode", b'{"latents": [[0], [0, 0]]}', JSON),
     "text/plain JSON": ("/v1/generate", b'{"count": 1}', {"Content-Type": "text/plain"}),
-    "form-encoded": ("/v1/generate", b"count=1",
-                     {"Content-Type": "application/x-www-form-urlencoded"}),
-    "multipart to a JSON route": ("/v1/generate", b"--b\r\n\r\n--b--\r\n",
-                                  {"Content-Type": "multipart/form-data; boundary=b"}),
+    "form-encoded": (
+        "/v1/generate",
+        b"count=1",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+    ),
+    "multipart to a JSON route": (
+        "/v1/generate",
+        b"--b\r\n\r\n--b--\r\n",
+        {"Content-Type": "multipart/form-data; boundary=b"},
+    ),
     "XML": ("/v1/generate", b"<count>1</count>", {"Content-Type": "application/xml"}),
     "JSON to the upload route": ("/v1/encode", b'{"file": "x"}', JSON),
-    "predict: NaN nesting": ("/v1/models/vae:predict", deep(100_000).replace(b"latents",
-                                                                              b"instances"),
-                             JSON),
-    "predict: 5,000-digit integer": ("/v1/models/vae:predict",
-                                     b'{"instances": [[' + b"9" * 5000 + b"]]}", JSON),
-    "predict: 10^6-element list": ("/v1/models/vae:predict",
-                                   b'{"instances": [' + b",".join([b"0"] * 10**6) + b"]}",
-                                   JSON),
-    "predict: duplicate keys": ("/v1/models/vae:predict",
-                                b'{"instances": [[0]], "instances": "x"}', JSON),
+    "predict: NaN nesting": (
+        "/v1/models/vae:predict",
+        deep(100_000).replace(b"latents", b"instances"),
+        JSON,
+    ),
+    "predict: 5,000-digit integer": (
+        "/v1/models/vae:predict",
+        b'{"instances": [[' + b"9" * 5000 + b"]]}",
+        JSON,
+    ),
+    "predict: 10^6-element list": (
+        "/v1/models/vae:predict",
+        b'{"instances": [' + b",".join([b"0"] * 10**6) + b"]}",
+        JSON,
+    ),
+    "predict: duplicate keys": (
+        "/v1/models/vae:predict",
+        b'{"instances": [[0]], "instances": "x"}',
+        JSON,
+    ),
     "predict: not JSON": ("/v1/models/vae:predict", b"\x00\x01\x02", JSON),
 }
 
@@ -124,8 +146,7 @@ def test_tf_serving_predict_takes_nan_and_infinity_as_tf_serving_does(client):
     the compatible route does the same: a 200, not an error."""
     for value in (b"NaN", b"Infinity", b"-Infinity", b"1e400"):
         body = b'{"instances": [[' + value + b", 0" * 19 + b"]]}"
-        assert client.post("/v1/models/vae:predict", content=body,
-                           headers=JSON).status_code == 200
+        assert client.post("/v1/models/vae:predict", content=body, headers=JSON).status_code == 200
 
 
 # --- mutated images and bombs -----------------------------------------------------------------
@@ -138,8 +159,11 @@ def test_2100_mutated_images_and_the_bombs_get_an_answer_and_never_a_5xx(server,
     for sample in imagegen.mutated_corpus(CORPUS_SIZE):
         response = client.post("/v1/encode", files={"file": (sample.name, sample.data)})
         statuses[response.status_code] += 1
-        assert response.status_code == 200 or 400 <= response.status_code < 500, \
-            (sample.name, response.status_code, response.text[:300])
+        assert response.status_code == 200 or 400 <= response.status_code < 500, (
+            sample.name,
+            response.status_code,
+            response.text[:300],
+        )
         if sample.name.startswith("bomb"):
             bombs[sample.name] = response.status_code
     print(f"\n{sum(statuses.values())} mutated images and bombs: {dict(sorted(statuses.items()))}")
@@ -147,11 +171,20 @@ def test_2100_mutated_images_and_the_bombs_get_an_answer_and_never_a_5xx(server,
     assert statuses[413] + statuses[415] + statuses[422] > CORPUS_SIZE / 2
     # Bombs: refused from their headers when over the pixel limit, else decoded within the
     # memory budget (tests/test_pressure.py measures it).
-    over_the_limit = [name for name in bombs if name not in (
-        "bomb-png-4000x3999.png", "bomb-png-rgba-2000x2000.png",
-        "bomb-png-16bit-2800x2800.png", "bomb-ztxt.png")]
-    assert all(bombs[name] == 413 for name in over_the_limit
-               if "ztxt" not in name and "iccp" not in name), bombs
+    over_the_limit = [
+        name
+        for name in bombs
+        if name
+        not in (
+            "bomb-png-4000x3999.png",
+            "bomb-png-rgba-2000x2000.png",
+            "bomb-png-16bit-2800x2800.png",
+            "bomb-ztxt.png",
+        )
+    ]
+    assert all(
+        bombs[name] == 413 for name in over_the_limit if "ztxt" not in name and "iccp" not in name
+    ), bombs
     assert bombs["bomb-png-4000x3999.png"] == 200
 
 
@@ -161,10 +194,19 @@ def multipart(*parts: bytes, boundary: bytes = b"b", close: bool = True) -> byte
     return body + (b"--" + boundary + b"--\r\n" if close else b"")
 
 
-def file_part(data: bytes, name: bytes = b"file", filename: bytes = b"a.png",
-              extra: bytes = b"") -> bytes:
-    return (b'Content-Disposition: form-data; name="' + name + b'"; filename="' + filename
-            + b'"\r\n' + extra + b"Content-Type: image/png\r\n\r\n" + data)
+def file_part(
+    data: bytes, name: bytes = b"file", filename: bytes = b"a.png", extra: bytes = b""
+) -> bytes:
+    return (
+        b'Content-Disposition: form-data; name="'
+        + name
+        + b'"; filename="'
+        + filename
+        + b'"\r\n'
+        + extra
+        + b"Content-Type: image/png\r\n\r\n"
+        + data
+    )
 
 
 def field_part(name: bytes, value: bytes) -> bytes:
@@ -180,34 +222,54 @@ MULTIPART_ABUSE: dict[str, tuple[bytes, dict[str, str]]] = {
     "empty body": (b"", FORM),
     "1,000 file parts": (multipart(*[file_part(b"x" * 10) for _ in range(1000)]), FORM),
     "257 valid images (VAE_MAX_BATCH is 256)": (multipart(*[file_part(PNG)] * 257), FORM),
-    "1,000 text fields": (multipart(*[field_part(b"f%d" % i, b"1") for i in range(1000)]),
-                          FORM),
+    "1,000 text fields": (multipart(*[field_part(b"f%d" % i, b"1") for i in range(1000)]), FORM),
     "no closing boundary": (multipart(file_part(PNG), close=False), FORM),
     "no boundary at all": (file_part(PNG), FORM),
-    "boundary missing from the header": (multipart(file_part(PNG)),
-                                         {"Content-Type": "multipart/form-data"}),
-    "a 70 kB boundary": (multipart(file_part(PNG), boundary=b"q" * 70_000),
-                         {"Content-Type": "multipart/form-data; boundary=" + "q" * 70_000}),
-    "a 200 kB part header": (multipart(file_part(PNG, extra=b"X-Junk: " + b"j" * 200_000
-                                                 + b"\r\n")), FORM),
+    "boundary missing from the header": (
+        multipart(file_part(PNG)),
+        {"Content-Type": "multipart/form-data"},
+    ),
+    "a 70 kB boundary": (
+        multipart(file_part(PNG), boundary=b"q" * 70_000),
+        {"Content-Type": "multipart/form-data; boundary=" + "q" * 70_000},
+    ),
+    "a 200 kB part header": (
+        multipart(file_part(PNG, extra=b"X-Junk: " + b"j" * 200_000 + b"\r\n")),
+        FORM,
+    ),
     "file sent as a text field": (multipart(field_part(b"file", PNG)), FORM),
-    "a text field of 100 kB": (multipart(file_part(PNG), field_part(b"note", b"n" * 100_000)),
-                               FORM),
-    "part without a name": (multipart(b'Content-Disposition: form-data; filename="a.png"'
-                                      b"\r\n\r\n" + PNG), FORM),
+    "a text field of 100 kB": (
+        multipart(file_part(PNG), field_part(b"note", b"n" * 100_000)),
+        FORM,
+    ),
+    "part without a name": (
+        multipart(b'Content-Disposition: form-data; filename="a.png"\r\n\r\n' + PNG),
+        FORM,
+    ),
     "part without headers": (multipart(b"\r\n" + PNG), FORM),
     "LF line endings only": (multipart(file_part(PNG)).replace(b"\r\n", b"\n"), FORM),
     "an empty file": (multipart(file_part(b"")), FORM),
     "a text file": (multipart(file_part(b"hello, world")), FORM),
     "an HTML file": (multipart(file_part(b"<html><script>alert(1)</script></html>")), FORM),
     "a path-traversal name and a text file": (
-        multipart(file_part(b"not an image", filename=b"../../etc/passwd")), FORM),
-    "a nested multipart part": (multipart(b"Content-Type: multipart/mixed; boundary=c\r\n\r\n"
-                                          + multipart(file_part(PNG), boundary=b"c")), FORM),
-    "base64 transfer encoding": (multipart(file_part(b"iVBORw0KGgo=", extra=b"Content-"
-                                                     b"Transfer-Encoding: base64\r\n")), FORM),
-    "form-encoded to the upload route": (b"file=abc",
-                                         {"Content-Type": "application/x-www-form-urlencoded"}),
+        multipart(file_part(b"not an image", filename=b"../../etc/passwd")),
+        FORM,
+    ),
+    "a nested multipart part": (
+        multipart(
+            b"Content-Type: multipart/mixed; boundary=c\r\n\r\n"
+            + multipart(file_part(PNG), boundary=b"c")
+        ),
+        FORM,
+    ),
+    "base64 transfer encoding": (
+        multipart(file_part(b"iVBORw0KGgo=", extra=b"Content-Transfer-Encoding: base64\r\n")),
+        FORM,
+    ),
+    "form-encoded to the upload route": (
+        b"file=abc",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+    ),
 }
 
 
@@ -225,8 +287,7 @@ def test_a_path_in_a_file_name_is_not_a_path_on_the_server(client):
 
 
 def test_256_valid_images_in_one_form_are_encoded(client):
-    response = client.post("/v1/encode", content=multipart(*[file_part(PNG)] * 256),
-                           headers=FORM)
+    response = client.post("/v1/encode", content=multipart(*[file_part(PNG)] * 256), headers=FORM)
     assert response.status_code == 200 and len(response.json()["mu"]) == 256
 
 
@@ -239,8 +300,9 @@ def test_error_answers_name_no_server_path(client):
 
 def test_no_redirect_is_built_from_the_host_header(client):
     """A trailing slash is a 404, not a redirect to wherever the client's Host header says."""
-    response = client.post("/v1/generate/", json={}, headers={"Host": "evil.example"},
-                           follow_redirects=False)
+    response = client.post(
+        "/v1/generate/", json={}, headers={"Host": "evil.example"}, follow_redirects=False
+    )
     assert response.status_code in (404, 405) and "location" not in response.headers
 
 

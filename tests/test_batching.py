@@ -35,8 +35,7 @@ class Hold:
 async def while_busy(batcher: Batcher, submit):
     """Queue ``submit()``'s requests while the inference thread is held, then release it."""
     hold = Hold()
-    first = asyncio.ensure_future(batcher.run("decode", {"z": np.zeros((1, 20), np.float32)},
-                                              hold))
+    first = asyncio.ensure_future(batcher.run("decode", {"z": np.zeros((1, 20), np.float32)}, hold))
     await asyncio.to_thread(hold.started.wait, 10)
     pending = submit()
     await asyncio.sleep(0)  # let the submissions reach the queue
@@ -61,9 +60,15 @@ def test_concurrent_requests_are_merged_and_match_single_calls(model, batcher):
     requests = [(1, 5, 1.0, None), (3, 6, 0.7, 2), (2, 5, 1.0, None), (4, 99, 0.0, 9)]
     expected = [model.call("sample_batch", sample_rows(*r)) for r in requests]
     model.calls.clear()
-    results = asyncio.run(while_busy(batcher, lambda: [
-        asyncio.ensure_future(batcher.run("sample_batch", sample_rows(*r))) for r in requests
-    ]))
+    results = asyncio.run(
+        while_busy(
+            batcher,
+            lambda: [
+                asyncio.ensure_future(batcher.run("sample_batch", sample_rows(*r)))
+                for r in requests
+            ],
+        )
+    )
     assert model.calls[-1] == ("sample_batch", 10)  # four requests, ten rows, one call
     for got, want in zip(results, expected, strict=True):
         np.testing.assert_array_equal(got["latents"], want["latents"])
@@ -88,12 +93,17 @@ class Shape:
 
 def test_a_bad_request_fails_alone(batcher):
     good = {"z": np.zeros((2, 20), np.float32)}
-    ok, wrong_shape, failing_answer, answered = asyncio.run(while_busy(batcher, lambda: [
-        asyncio.ensure_future(batcher.run("decode", good)),
-        asyncio.ensure_future(batcher.run("decode", {"z": np.zeros((1, 7), np.float32)})),
-        asyncio.ensure_future(batcher.run("decode", good, Fails())),
-        asyncio.ensure_future(batcher.run("decode", good, Shape())),
-    ]))
+    ok, wrong_shape, failing_answer, answered = asyncio.run(
+        while_busy(
+            batcher,
+            lambda: [
+                asyncio.ensure_future(batcher.run("decode", good)),
+                asyncio.ensure_future(batcher.run("decode", {"z": np.zeros((1, 7), np.float32)})),
+                asyncio.ensure_future(batcher.run("decode", good, Fails())),
+                asyncio.ensure_future(batcher.run("decode", good, Shape())),
+            ],
+        )
+    )
     assert ok["images"].shape == (2, 28, 28)
     assert isinstance(wrong_shape, ValueError)
     assert isinstance(failing_answer, ZeroDivisionError)
@@ -104,16 +114,24 @@ def test_large_requests_are_cut_into_calls_of_at_most_max_rows(model):
     batcher = Batcher(model, max_rows=4)
     model.calls.clear()
     try:
-        results = asyncio.run(while_busy(batcher, lambda: [
-            asyncio.ensure_future(batcher.run("decode", {"z": np.full((n, 20), n, np.float32)}))
-            for n in (3, 3, 6)
-        ]))
+        results = asyncio.run(
+            while_busy(
+                batcher,
+                lambda: [
+                    asyncio.ensure_future(
+                        batcher.run("decode", {"z": np.full((n, 20), n, np.float32)})
+                    )
+                    for n in (3, 3, 6)
+                ],
+            )
+        )
     finally:
         batcher.close()
     assert [len(r["images"]) for r in results] == [3, 3, 6]
     assert [rows for _, rows in model.calls[1:]] == [3, 3, 4, 2]
-    np.testing.assert_array_equal(results[2]["images"],
-                                  model.decode(np.full((6, 20), 6, np.float32)))
+    np.testing.assert_array_equal(
+        results[2]["images"], model.decode(np.full((6, 20), 6, np.float32))
+    )
 
 
 def test_requests_cancelled_before_their_turn_never_run(model, batcher):
@@ -138,9 +156,16 @@ def test_requests_with_scalar_inputs_have_calls_of_their_own(model, batcher):
     images = np.zeros((2, 28, 28), np.float32)
 
     def weights(samples: int):
-        return asyncio.ensure_future(batcher.run("log_weights", {
-            "images": images, "samples": np.array(samples, np.int32),
-            "seed": np.array(0, np.int64)}))
+        return asyncio.ensure_future(
+            batcher.run(
+                "log_weights",
+                {
+                    "images": images,
+                    "samples": np.array(samples, np.int32),
+                    "seed": np.array(0, np.int64),
+                },
+            )
+        )
 
     model.calls.clear()
     a, b, c = asyncio.run(while_busy(batcher, lambda: [weights(8), weights(8), weights(3)]))
@@ -160,8 +185,9 @@ def test_close_finishes_queued_work_then_stops_the_thread(batcher):
 
 def test_an_answer_for_a_closed_loop_does_not_stop_the_thread(batcher):
     loop = asyncio.new_event_loop()
-    orphan = Job("decode", {"z": np.zeros((1, 20), np.float32)}, (), 1, None,
-                 loop.create_future(), loop)
+    orphan = Job(
+        "decode", {"z": np.zeros((1, 20), np.float32)}, (), 1, None, loop.create_future(), loop
+    )
     loop.close()
     batcher._queue.put(orphan)  # as if its request's loop had gone away meanwhile
 
@@ -180,10 +206,15 @@ def test_merged_rows_equal_single_calls_on_the_real_model(version_dir):
     expected = [model.call("sample_batch", sample_rows(*r)) for r in requests]
     batcher = Batcher(model)
     try:
-        results = asyncio.run(while_busy(batcher, lambda: [
-            asyncio.ensure_future(batcher.run("sample_batch", sample_rows(*r)))
-            for r in requests
-        ]))
+        results = asyncio.run(
+            while_busy(
+                batcher,
+                lambda: [
+                    asyncio.ensure_future(batcher.run("sample_batch", sample_rows(*r)))
+                    for r in requests
+                ],
+            )
+        )
     finally:
         batcher.close()
     for got, want in zip(results, expected, strict=True):

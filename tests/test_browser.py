@@ -50,8 +50,10 @@ PIXELS = """img => {
 @pytest.fixture(scope="module")
 def server(request, tmp_path_factory):
     if chromium() is None:
-        pytest.skip("Chromium is not installed and could not be (make browser: "
-                    "apt-get install chromium); the browser tests need it")
+        pytest.skip(
+            "Chromium is not installed and could not be (make browser: "
+            "apt-get install chromium); the browser tests need it"
+        )
     if SERVED_MODEL == "trained":
         model_dir, loader = request.getfixturevalue("model_dir"), None
     else:
@@ -135,8 +137,9 @@ def test_drawing_a_stroke_shows_mu_sigma_and_a_score(page, server):
     # What the page shows is what the API answers for the same drawing.
     drawn = page.locator("#canvas").evaluate("c => c.toDataURL('image/png')")
     upload = base64.b64decode(drawn.split(",", 1)[1])
-    answer = httpx.post(f"{server.url}/v1/reconstruct",
-                        files={"file": ("drawing.png", upload)}).json()
+    answer = httpx.post(
+        f"{server.url}/v1/reconstruct", files={"file": ("drawing.png", upload)}
+    ).json()
     assert score == f"log p(x) ≈ {answer['log_px'][0]:.1f} nats"
     assert bars[0].strip().startswith(f"{answer['mu'][0][0]:.2f}")
 

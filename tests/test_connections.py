@@ -31,9 +31,13 @@ MiB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[LiveServer]:
-    with LiveServer(header_timeout=HEADER_TIMEOUT, body_timeout=BODY_TIMEOUT,
-                    max_connections=MAX_CONNECTIONS, max_upload_bytes=MAX_UPLOAD,
-                    keep_alive_seconds=1) as live:
+    with LiveServer(
+        header_timeout=HEADER_TIMEOUT,
+        body_timeout=BODY_TIMEOUT,
+        max_connections=MAX_CONNECTIONS,
+        max_upload_bytes=MAX_UPLOAD,
+        keep_alive_seconds=1,
+    ) as live:
         yield live
 
 
@@ -114,8 +118,7 @@ def test_twenty_8_mib_headers_are_refused_431_without_holding_memory(server):
         sender = Sender(sock, b"a" * 65536, limit=8 * MiB)  # never finishes the header
         sender.start()
         senders.append(sender)
-    responses = [read_response(sock, timeout=10, eof_within=LINGER_SECONDS + 2)
-                 for sock in socks]
+    responses = [read_response(sock, timeout=10, eof_within=LINGER_SECONDS + 2) for sock in socks]
     for sender, sock in zip(senders, socks, strict=True):
         sender.join(10)
         sock.close()
@@ -136,8 +139,10 @@ def test_a_client_library_sending_an_8_mib_header_reads_the_431(server):
 
 def test_a_stalled_body_is_answered_408_and_the_connection_closed(server):
     with connect(server.url) as sock:
-        sock.sendall(b"POST /v1/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-                     b"\r\nContent-Length: 100\r\n\r\n{\"count\"")
+        sock.sendall(
+            b"POST /v1/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            b'\r\nContent-Length: 100\r\n\r\n{"count"'
+        )
         started = time.monotonic()
         response = read_response(sock, timeout=BODY_TIMEOUT + 5)
     assert response.status == 408 and response.closed
@@ -148,8 +153,10 @@ def test_a_stalled_body_is_answered_408_and_the_connection_closed(server):
 
 def upload_head(chunked: bool, length: int = 100 * MiB) -> bytes:
     framing = b"Transfer-Encoding: chunked" if chunked else b"Content-Length: %d" % length
-    return (b"POST /v1/encode HTTP/1.1\r\nHost: x\r\n"
-            b"Content-Type: multipart/form-data; boundary=b\r\n" + framing + b"\r\n\r\n")
+    return (
+        b"POST /v1/encode HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: multipart/form-data; boundary=b\r\n" + framing + b"\r\n\r\n"
+    )
 
 
 def part_head() -> bytes:
@@ -199,8 +206,11 @@ def test_clients_that_send_the_whole_body_before_reading_get_413_not_a_reset(ser
     statuses = []
     for _ in range(10):
         content = body() if chunked else b"".join(body())
-        statuses.append(httpx.post(f"{server.url}/v1/encode", content=content,
-                                   headers=headers, timeout=30).status_code)
+        statuses.append(
+            httpx.post(
+                f"{server.url}/v1/encode", content=content, headers=headers, timeout=30
+            ).status_code
+        )
     assert statuses == [413] * 10
 
 
@@ -235,8 +245,9 @@ def test_connections_beyond_the_limit_are_refused_503_at_once_and_released(serve
         # The ones beyond the limit are answered before they send anything.
         refused = [read_response(sock, timeout=5) for sock in socks[MAX_CONNECTIONS:]]
         assert {r.status for r in refused} == {503}
-        assert all("VAE_MAX_CONNECTIONS" in r.body.decode() and r.headers["retry-after"]
-                   for r in refused)
+        assert all(
+            "VAE_MAX_CONNECTIONS" in r.body.decode() and r.headers["retry-after"] for r in refused
+        )
         # A client library sees the same 503 while the limit is reached.
         assert httpx.get(f"{server.url}/healthz").status_code == 503
         time.sleep(LINGER_SECONDS + 0.5)  # refused sockets are let go after the linger
@@ -276,8 +287,10 @@ def test_an_idle_keep_alive_connection_is_closed_after_keep_alive_seconds(server
 
 def test_a_request_whose_body_was_read_keeps_its_connection(server):
     """Closing after an early answer must not close after ordinary ones: keep-alive stays."""
-    request = (b"POST /v1/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-               b"Content-Length: 12\r\n\r\n{\"count\": 1}")
+    request = (
+        b"POST /v1/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 12\r\n\r\n{"count": 1}'
+    )
     with connect(server.url) as sock:
         for _ in range(3):
             sock.sendall(request)

@@ -45,13 +45,21 @@ DOCUMENTED = {
         {"latents": (tf.float32, [N, D]), "images": (tf.float32, [*IMAGES])},
     ),
     Signature.SAMPLE_DIGIT: (
-        {"count": (tf.int32, []), "seed": (tf.int64, []), "temperature": (tf.float32, []),
-         "digit": (tf.int32, [])},
+        {
+            "count": (tf.int32, []),
+            "seed": (tf.int64, []),
+            "temperature": (tf.float32, []),
+            "digit": (tf.int32, []),
+        },
         {"latents": (tf.float32, [N, D]), "images": (tf.float32, [*IMAGES])},
     ),
     Signature.SAMPLE_BATCH: (
-        {"seeds": (tf.int64, [N]), "indices": (tf.int64, [N]), "temperatures": (tf.float32, [N]),
-         "digits": (tf.int32, [N])},
+        {
+            "seeds": (tf.int64, [N]),
+            "indices": (tf.int64, [N]),
+            "temperatures": (tf.float32, [N]),
+            "digits": (tf.int32, [N]),
+        },
         {"latents": (tf.float32, [N, D]), "images": (tf.float32, [*IMAGES])},
     ),
     Signature.LOG_WEIGHTS: (
@@ -71,8 +79,10 @@ def described(function) -> tuple[dict, dict]:
     inputs = function.structured_input_signature[1]
     return (
         {name: (spec.dtype, spec.shape.as_list()) for name, spec in inputs.items()},
-        {name: (spec.dtype, spec.shape.as_list()) for name, spec in
-         function.structured_outputs.items()},
+        {
+            name: (spec.dtype, spec.shape.as_list())
+            for name, spec in function.structured_outputs.items()
+        },
     )
 
 
@@ -90,16 +100,21 @@ def test_required_signatures_and_serving_default_is_decode(signatures):
     assert set(signatures) == {*Signature, SERVING_DEFAULT}
     assert described(signatures[SERVING_DEFAULT]) == described(signatures[Signature.DECODE])
     z = tf.constant(np.random.default_rng(0).normal(size=(3, D)), tf.float32)
-    np.testing.assert_array_equal(signatures[SERVING_DEFAULT](z=z)["images"],
-                                  signatures[Signature.DECODE](z=z)["images"])
+    np.testing.assert_array_equal(
+        signatures[SERVING_DEFAULT](z=z)["images"], signatures[Signature.DECODE](z=z)["images"]
+    )
 
 
 def test_any_digit_rows_come_from_the_sampling_prior(signatures):
-    rows = {"seeds": tf.constant([5, 5], tf.int64), "indices": tf.constant([0, 1], tf.int64),
-            "temperatures": tf.constant([1.0, 1.0])}
+    rows = {
+        "seeds": tf.constant([5, 5], tf.int64),
+        "indices": tf.constant([0, 1], tf.int64),
+        "temperatures": tf.constant([1.0, 1.0]),
+    }
     batch = signatures[Signature.SAMPLE_BATCH](digits=tf.constant([ANY_DIGIT] * 2), **rows)
-    alone = signatures[Signature.SAMPLE](count=tf.constant(2), seed=tf.constant(5, tf.int64),
-                                         temperature=tf.constant(1.0))
+    alone = signatures[Signature.SAMPLE](
+        count=tf.constant(2), seed=tf.constant(5, tf.int64), temperature=tf.constant(1.0)
+    )
     np.testing.assert_allclose(batch["latents"], alone["latents"], rtol=1e-6)
 
 
@@ -110,8 +125,9 @@ def test_the_metadata_validates_and_matches_the_signatures(version_dir, signatur
     assert metadata.latent_dim == D and metadata.image_shape == IMAGE_SHAPE
     assert metadata.supports_digit == (Signature.SAMPLE_DIGIT in signatures)
     assert metadata.hyperparameters["latent_dim"] == D
-    assert metadata.metrics["test_neg_elbo"] == pytest.approx(metadata.history["val_loss"][-1],
-                                                              abs=1e-3)
+    assert metadata.metrics["test_neg_elbo"] == pytest.approx(
+        metadata.history["val_loss"][-1], abs=1e-3
+    )
     assert metadata.evaluation["iwae_k"] >= 1 and "test_nll_iwae" in metadata.evaluation
     for picture in metadata.evaluation["pictures"]:
         assert (version_dir / picture).is_file()
@@ -130,8 +146,9 @@ def test_the_model_without_digit_prior_says_so(model_dir_without_digits):
     assert set(REQUIRED_SIGNATURES) <= set(signatures)
 
 
-def test_latent_axes_are_orthonormal_principal_axes_of_the_training_codes(version_dir, mnist,
-                                                                            signatures):
+def test_latent_axes_are_orthonormal_principal_axes_of_the_training_codes(
+    version_dir, mnist, signatures
+):
     axes = ModelMetadata.read(version_dir).latent_axes
     assert axes is not None
     directions = np.array(axes.axes)
@@ -140,8 +157,7 @@ def test_latent_axes_are_orthonormal_principal_axes_of_the_training_codes(versio
     # The spread of the training codes along each axis is the recorded one.
     codes = signatures[Signature.ENCODE](images=tf.constant(to_float(mnist.x_train[:20000])))
     centred = codes["mu"].numpy() - np.array(axes.mean)
-    np.testing.assert_allclose((centred @ directions.T).std(axis=0, ddof=1), axes.stddev,
-                               rtol=1e-3)
+    np.testing.assert_allclose((centred @ directions.T).std(axis=0, ddof=1), axes.stddev, rtol=1e-3)
 
 
 def test_the_score_reference_is_what_the_service_will_compute(version_dir, mnist, signatures):
@@ -150,24 +166,31 @@ def test_the_score_reference_is_what_the_service_will_compute(version_dir, mnist
     reference = ModelMetadata.read(version_dir).score_reference
     assert reference is not None
     assert (reference.samples, reference.seed, reference.examples) == (
-        references.SCORE_SAMPLES, references.SCORE_SEED, references.SCORE_EXAMPLES)
+        references.SCORE_SAMPLES,
+        references.SCORE_SEED,
+        references.SCORE_EXAMPLES,
+    )
     assert np.all(np.diff(reference.percentiles) >= 0)
     images = to_float(mnist.x_test[: reference.examples])
     estimates = []
     for start in range(0, len(images), 250):
         out = signatures[Signature.LOG_WEIGHTS](
             images=tf.constant(images[start : start + 250]),
-            samples=tf.constant(reference.samples), seed=tf.constant(reference.seed, tf.int64),
+            samples=tf.constant(reference.samples),
+            seed=tf.constant(reference.seed, tf.int64),
         )["log_weights"].numpy()
         estimates += [iwae_estimate(row.tolist()) for row in out]
-    np.testing.assert_allclose(np.percentile(estimates, np.arange(101)), reference.percentiles,
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        np.percentile(estimates, np.arange(101)), reference.percentiles, rtol=1e-4
+    )
     # A test digit falls among them; noise does not.
     assert 0 < reference.percentile_of(float(np.median(estimates))) < 100
     noise = np.random.default_rng(0).uniform(size=(1, 28, 28)).astype(np.float32)
-    out = signatures[Signature.LOG_WEIGHTS](images=tf.constant(noise),
-                                            samples=tf.constant(reference.samples),
-                                            seed=tf.constant(reference.seed, tf.int64))
+    out = signatures[Signature.LOG_WEIGHTS](
+        images=tf.constant(noise),
+        samples=tf.constant(reference.samples),
+        seed=tf.constant(reference.seed, tf.int64),
+    )
     assert reference.percentile_of(iwae_estimate(out["log_weights"].numpy()[0].tolist())) == 0
 
 
@@ -182,8 +205,9 @@ def test_iwae_estimate_is_a_stable_log_mean_exp():
 
 
 def test_percentile_of_interpolates_between_the_stored_percentiles():
-    reference = ScoreReference(samples=10, seed=0, examples=101,
-                               percentiles=[float(2 * p) for p in range(101)])
+    reference = ScoreReference(
+        samples=10, seed=0, examples=101, percentiles=[float(2 * p) for p in range(101)]
+    )
     assert reference.percentile_of(-1.0) == 0.0
     assert reference.percentile_of(0.0) == 0.0
     assert reference.percentile_of(3.0) == pytest.approx(1.5)
@@ -206,8 +230,9 @@ def test_the_warm_up_file_holds_one_valid_request_per_signature(version_dir, sig
         entry = prediction_log_pb2.PredictionLog.FromString(record.numpy())
         request = entry.predict_log.request
         assert request.model_spec.name == "vae"
-        inputs = {name: tf.constant(tf.make_ndarray(proto))
-                  for name, proto in request.inputs.items()}
+        inputs = {
+            name: tf.constant(tf.make_ndarray(proto)) for name, proto in request.inputs.items()
+        }
         outputs = signatures[request.model_spec.signature_name](**inputs)
         assert all(np.all(np.isfinite(value)) for value in outputs.values())
         called.append(request.model_spec.signature_name)
@@ -219,5 +244,6 @@ def test_metadata_of_older_and_newer_exports_still_reads(version_dir, tmp_path):
     (an unknown field) is served, not refused: a user's trained versions stay usable."""
     fields = json.loads((version_dir / METADATA_FILE).read_text())
     (tmp_path / METADATA_FILE).write_text(
-        json.dumps({**fields, "version": 1, "name": "vae", "from_the_future": True}))
+        json.dumps({**fields, "version": 1, "name": "vae", "from_the_future": True})
+    )
     assert ModelMetadata.read(tmp_path) == ModelMetadata.read(version_dir)

@@ -30,7 +30,8 @@ PREFIX = Settings.model_config["env_prefix"]
 SETTINGS = {f"{PREFIX}{name}".upper() for name in Settings.model_fields}
 # Read by training/ from the environment directly (VAE_DATA_DIR: where MNIST is cached).
 TRAINING_SETTINGS = {
-    name for path in (ROOT / "training").glob("*.py")
+    name
+    for path in (ROOT / "training").glob("*.py")
     for name in re.findall(r"[\"'](VAE_[A-Z_]+)[\"']", path.read_text())
 }
 KNOWN = SETTINGS | TRAINING_SETTINGS

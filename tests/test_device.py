@@ -39,8 +39,11 @@ def test_gpus_get_memory_growth_and_the_first_gpu_is_used(monkeypatch):
     fake = [SimpleNamespace(name=name, device_type="GPU") for name in GPUS]
     grown = []
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: fake)
-    monkeypatch.setattr(tf.config.experimental, "set_memory_growth",
-                        lambda device, on: grown.append((device.name, on)))
+    monkeypatch.setattr(
+        tf.config.experimental,
+        "set_memory_growth",
+        lambda device, on: grown.append((device.name, on)),
+    )
     assert configure_tensorflow("auto", 0, 0) == "/GPU:0"
     assert grown == [(GPUS[0], True), (GPUS[1], True)]
 

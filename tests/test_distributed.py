@@ -65,42 +65,67 @@ ONE_STEP = textwrap.dedent(
 
 
 def vae_train(*args: str, env: dict[str, str] = ENV) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "training", *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "training", *args],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def test_two_replicas_take_the_step_one_device_takes_with_the_same_global_batch(tmp_path):
     """Loss scaling: each replica's loss is its half's mean over 2, so the summed gradients
     are the global batch's mean; without the scaling the step would be twice as long."""
-    subprocess.run([sys.executable, "-c", ONE_STEP, str(tmp_path / "out.npz")], env=ENV,
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-c", ONE_STEP, str(tmp_path / "out.npz")],
+        env=ENV,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     out = np.load(tmp_path / "out.npz")
     assert float(out["mirrored_loss"]) == pytest.approx(float(out["single_loss"]), rel=1e-4)
     ratio = np.linalg.norm(out["mirrored"]) / np.linalg.norm(out["single"])
     assert ratio == pytest.approx(1.0, abs=1e-3)
-    np.testing.assert_allclose(out["mirrored"], out["single"], atol=1e-4 * np.abs(
-        out["single"]).max())
+    np.testing.assert_allclose(
+        out["mirrored"], out["single"], atol=1e-4 * np.abs(out["single"]).max()
+    )
 
 
 def test_mirrored_training_on_two_cpu_devices_matches_one_device(tmp_path, data_dir):
     runs = {
-        "single": vae_train(*TINY, "--no-jit-compile", "--model-dir", str(tmp_path / "single"),
-                            "--data-dir", str(data_dir)),
-        "mirrored": vae_train(*TINY, "--strategy", "mirrored", "--cpu-devices", "2",
-                              "--model-dir", str(tmp_path / "mirrored"),
-                              "--data-dir", str(data_dir)),
+        "single": vae_train(
+            *TINY,
+            "--no-jit-compile",
+            "--model-dir",
+            str(tmp_path / "single"),
+            "--data-dir",
+            str(data_dir),
+        ),
+        "mirrored": vae_train(
+            *TINY,
+            "--strategy",
+            "mirrored",
+            "--cpu-devices",
+            "2",
+            "--model-dir",
+            str(tmp_path / "mirrored"),
+            "--data-dir",
+            str(data_dir),
+        ),
     }
     outputs = {name: run.communicate(timeout=600)[0] for name, run in runs.items()}
     for name, run in runs.items():
         assert run.returncode == 0, outputs[name]
     assert "split into 2 logical devices" in outputs["mirrored"]
     assert "2 replicas: XLA compilation off" in outputs["mirrored"]
-    metrics = {name: ModelMetadata.read(model_base(tmp_path / name) / "1").metrics
-               for name in runs}
+    metrics = {name: ModelMetadata.read(model_base(tmp_path / name) / "1").metrics for name in runs}
     # Same data, same global batches, different noise draws: the same loss within 1%
     # (measured: 218.76 against 218.59 nats).
     assert metrics["mirrored"]["test_neg_elbo"] == pytest.approx(
-        metrics["single"]["test_neg_elbo"], rel=0.01)
+        metrics["single"]["test_neg_elbo"], rel=0.01
+    )
 
 
 def free_ports(count: int) -> list[int]:
@@ -118,11 +143,24 @@ def test_a_two_worker_cluster_on_loopback_trains_and_exports_once(tmp_path, data
     runs = []
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        runs.append(vae_train(
-            "--preset", "tiny", "--epochs", "2", "--train-limit", "2048", "--no-eval",
-            "--strategy", "multiworker", "--model-dir", str(tmp_path), "--data-dir", str(data_dir),
-            env={**ENV, "TF_CONFIG": json.dumps(tf_config)},
-        ))
+        runs.append(
+            vae_train(
+                "--preset",
+                "tiny",
+                "--epochs",
+                "2",
+                "--train-limit",
+                "2048",
+                "--no-eval",
+                "--strategy",
+                "multiworker",
+                "--model-dir",
+                str(tmp_path),
+                "--data-dir",
+                str(data_dir),
+                env={**ENV, "TF_CONFIG": json.dumps(tf_config)},
+            )
+        )
     outputs = [run.communicate(timeout=600)[0] for run in runs]
     for run, output in zip(runs, outputs, strict=True):
         assert run.returncode == 0, output

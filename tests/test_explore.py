@@ -22,8 +22,7 @@ D = 20
 
 def fake_client(model_dir, loader=None, **settings) -> TestClient:
     settings.setdefault("model_poll_seconds", 0)
-    return TestClient(create_app(Settings(model_dir=model_dir, **settings),
-                                 loader or FakeLoader()))
+    return TestClient(create_app(Settings(model_dir=model_dir, **settings), loader or FakeLoader()))
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +75,21 @@ def reference() -> ScoreReference:
 def expected_score(batch: np.ndarray) -> np.ndarray:
     """The fake's log_weights of each image alone with the reference's samples and seed,
     log-mean-exp'd."""
-    weights = np.concatenate([FakeModel().call("log_weights", {
-        "images": image[None], "samples": np.array(SCORE_REFERENCE["samples"]),
-        "seed": np.array(SCORE_REFERENCE["seed"]),
-    })["log_weights"].astype(np.float64) for image in batch])
+    weights = np.concatenate(
+        [
+            FakeModel()
+            .call(
+                "log_weights",
+                {
+                    "images": image[None],
+                    "samples": np.array(SCORE_REFERENCE["samples"]),
+                    "seed": np.array(SCORE_REFERENCE["seed"]),
+                },
+            )["log_weights"]
+            .astype(np.float64)
+            for image in batch
+        ]
+    )
     return np.log(np.mean(np.exp(weights), axis=1))
 
 
@@ -109,8 +119,9 @@ def test_spherical_interpolation_keeps_the_norm_between_codes_of_equal_norm():
 
 def test_spherical_interpolation_of_parallel_codes_is_the_straight_line():
     a = np.ones(D)
-    np.testing.assert_allclose(latent.interpolate(a, 3 * a, 3, "spherical"),
-                               latent.interpolate(a, 3 * a, 3, "linear"))
+    np.testing.assert_allclose(
+        latent.interpolate(a, 3 * a, 3, "spherical"), latent.interpolate(a, 3 * a, 3, "linear")
+    )
 
 
 def test_the_iwae_estimate_is_stable_and_matches_the_direct_formula():
@@ -124,8 +135,9 @@ def test_the_iwae_estimate_is_stable_and_matches_the_direct_formula():
 def test_percentile_places_a_score_among_thereference():
     from vae_contract import ScoreReference
 
-    reference = ScoreReference(samples=1, seed=0, examples=10,
-                               percentiles=list(np.linspace(-200, -100, 101)))
+    reference = ScoreReference(
+        samples=1, seed=0, examples=10, percentiles=list(np.linspace(-200, -100, 101))
+    )
     placed = [latent.percentile(s, reference) for s in (-250.0, -150.0, -125.5, 0.0)]
     assert placed == [0.0, 50.0, 74.5, 100.0]
     assert latent.percentile(-150.0, None) is None
@@ -162,16 +174,23 @@ def test_reconstruct_answers_one_png_of_inputs_over_reconstructions(client):
 def test_reconstruct_refuses_more_images_than_it_may_score(model_dir):
     with fake_client(model_dir, max_score_samples=40) as small:  # 16 samples each: 2 images
         files = [("file", (f"{i}.png", drawing())) for i in range(3)]
-        assert_error(small.post("/v1/reconstruct", files=files), 422,
-                     "at most 2 images", "VAE_MAX_SCORE_SAMPLES")
+        assert_error(
+            small.post("/v1/reconstruct", files=files),
+            422,
+            "at most 2 images",
+            "VAE_MAX_SCORE_SAMPLES",
+        )
         assert small.post("/v1/reconstruct", files=files[:2]).status_code == 200
 
 
-@pytest.mark.parametrize("files, status, words", [
-    ([], 422, ["file"]),
-    ([("file", ("notes.txt", b"hello"))], 415, ["notes.txt"]),
-    ([("file", ("broken.png", drawing()[:60]))], 422, ["broken.png", "corrupt"]),
-])
+@pytest.mark.parametrize(
+    "files, status, words",
+    [
+        ([], 422, ["file"]),
+        ([("file", ("notes.txt", b"hello"))], 415, ["notes.txt"]),
+        ([("file", ("broken.png", drawing()[:60]))], 422, ["broken.png", "corrupt"]),
+    ],
+)
 def test_reconstruct_names_the_bad_upload(client, files, status, words):
     if not files:
         response = client.post("/v1/reconstruct", data={"other": "x"})
@@ -181,8 +200,11 @@ def test_reconstruct_names_the_bad_upload(client, files, status, words):
 
 
 def test_reconstruct_refuses_an_accept_it_cannot_answer(client):
-    response = client.post("/v1/reconstruct", files=[("file", ("a.png", drawing()))],
-                           headers={"Accept": "application/x-npy"})
+    response = client.post(
+        "/v1/reconstruct",
+        files=[("file", ("a.png", drawing()))],
+        headers={"Accept": "application/x-npy"},
+    )
     assert_error(response, 406, "image/png")
 
 
@@ -193,15 +215,18 @@ def test_interpolating_codes_decodes_the_straight_path(client):
     a, b = [-1.0] * D, [1.0] * D
     body = client.post("/v1/interpolate", json={"latents": [a, b], "steps": 5}).json()
     assert body["method"] == "linear"
-    np.testing.assert_allclose(body["latents"], latent.interpolate(np.array(a), np.array(b), 5,
-                                                                   "linear"))
+    np.testing.assert_allclose(
+        body["latents"], latent.interpolate(np.array(a), np.array(b), 5, "linear")
+    )
     decoded = client.post("/v1/decode", json={"latents": body["latents"]}).json()
     assert body["images"] == decoded["images"]
 
 
 def test_interpolating_seeds_starts_and_ends_at_their_generated_digits(client):
-    body = client.post("/v1/interpolate", json={
-        "seeds": [4, 9], "digits": [3, None], "temperature": 0.5, "steps": 6}).json()
+    body = client.post(
+        "/v1/interpolate",
+        json={"seeds": [4, 9], "digits": [3, None], "temperature": 0.5, "steps": 6},
+    ).json()
     assert body["method"] == "spherical"
     first = client.post("/v1/generate", json={"seed": 4, "digit": 3, "temperature": 0.5}).json()
     last = client.post("/v1/generate", json={"seed": 9, "temperature": 0.5}).json()
@@ -212,50 +237,71 @@ def test_interpolating_seeds_starts_and_ends_at_their_generated_digits(client):
 
 def test_interpolating_two_uploads_walks_between_their_codes(client):
     files = [("file", ("a.png", drawing())), ("file", ("b.png", drawing("zero")))]
-    body = client.post("/v1/interpolate", files=files,
-                       data={"steps": "4", "method": "spherical"}).json()
+    body = client.post(
+        "/v1/interpolate", files=files, data={"steps": "4", "method": "spherical"}
+    ).json()
     mu = client.post("/v1/encode", files=files).json()["mu"]
     assert body["method"] == "spherical" and len(body["images"]) == 4
     np.testing.assert_allclose([body["latents"][0], body["latents"][-1]], mu, rtol=1e-5)
 
 
 def test_an_interpolation_png_is_one_strip(client):
-    answer = client.post("/v1/interpolate", json={"seeds": [1, 2], "steps": 7},
-                         headers={"Accept": "image/png"})
+    answer = client.post(
+        "/v1/interpolate", json={"seeds": [1, 2], "steps": 7}, headers={"Accept": "image/png"}
+    )
     strip = np.asarray(Image.open(io.BytesIO(answer.content)))
     assert strip.shape == (28 + 4, 7 * 30 + 2)
 
 
-@pytest.mark.parametrize("body, words", [
-    ({"seeds": [1, 2], "latents": [[0.0] * D, [0.0] * D]}, ["either latents", "or seeds"]),
-    ({"steps": 4}, ["either latents"]),
-    ({"seeds": [1]}, ["seeds"]),
-    ({"latents": [[0.0] * D, [0.0] * 3]}, ["latents", "needs 20"]),
-    ({"seeds": [1, 2], "steps": 1}, ["steps"]),
-    ({"seeds": [1, 2], "steps": 33}, ["VAE_MAX_STEPS"]),
-    ({"seeds": [1, 2], "method": "cubic"}, ["method"]),
-    ({"seeds": [1, 2], "digits": [10, 1]}, ["digits"]),
-    ({"latents": [[0.0] * D, [0.0] * D], "digits": [1, 2]}, ["digits go with seeds"]),
-    ({"seeds": ["1", 2]}, ["seeds"]),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ({"seeds": [1, 2], "latents": [[0.0] * D, [0.0] * D]}, ["either latents", "or seeds"]),
+        ({"steps": 4}, ["either latents"]),
+        ({"seeds": [1]}, ["seeds"]),
+        ({"latents": [[0.0] * D, [0.0] * 3]}, ["latents", "needs 20"]),
+        ({"seeds": [1, 2], "steps": 1}, ["steps"]),
+        ({"seeds": [1, 2], "steps": 33}, ["VAE_MAX_STEPS"]),
+        ({"seeds": [1, 2], "method": "cubic"}, ["method"]),
+        ({"seeds": [1, 2], "digits": [10, 1]}, ["digits"]),
+        ({"latents": [[0.0] * D, [0.0] * D], "digits": [1, 2]}, ["digits go with seeds"]),
+        ({"seeds": ["1", 2]}, ["seeds"]),
+    ],
+)
 def test_a_bad_interpolation_is_a_422_naming_the_field(client, body, words):
     assert_error(client.post("/v1/interpolate", json=body), 422, *words)
 
 
 def test_interpolation_refuses_bad_bodies_clearly(client):
-    assert_error(client.post("/v1/interpolate", content=b"{", headers={
-        "Content-Type": "application/json"}), 422, "json")
-    assert_error(client.post("/v1/interpolate", content=b'{"latents": [[NaN]]}', headers={
-        "Content-Type": "application/json"}), 422)
-    assert_error(client.post("/v1/interpolate", content=b"seeds=1,2", headers={
-        "Content-Type": "text/plain"}), 415, "multipart/form-data")
+    assert_error(
+        client.post("/v1/interpolate", content=b"{", headers={"Content-Type": "application/json"}),
+        422,
+        "json",
+    )
+    assert_error(
+        client.post(
+            "/v1/interpolate",
+            content=b'{"latents": [[NaN]]}',
+            headers={"Content-Type": "application/json"},
+        ),
+        422,
+    )
+    assert_error(
+        client.post(
+            "/v1/interpolate", content=b"seeds=1,2", headers={"Content-Type": "text/plain"}
+        ),
+        415,
+        "multipart/form-data",
+    )
     one = [("file", ("a.png", drawing()))]
     assert_error(client.post("/v1/interpolate", files=one), 422, "send 2 files")
     assert client.post("/v1/interpolate", files=one * 3).status_code in (400, 413, 422)
-    assert_error(client.post("/v1/interpolate", files=one * 2, data={"steps": "many"}), 422,
-                 "steps")
-    assert_error(client.post("/v1/interpolate", files=one * 2, data={"colour": "red"}), 422,
-                 "colour")
+    assert_error(
+        client.post("/v1/interpolate", files=one * 2, data={"steps": "many"}), 422, "steps"
+    )
+    assert_error(
+        client.post("/v1/interpolate", files=one * 2, data={"colour": "red"}), 422, "colour"
+    )
 
 
 # --- traverse -----------------------------------------------------------------------------------
@@ -274,8 +320,10 @@ def test_traversing_a_principal_axis_walks_in_its_standard_deviations(client):
 
 def test_traversing_a_dimension_changes_only_that_coordinate(client):
     code = [0.5] * D
-    body = client.post("/v1/traverse", json={
-        "latent": code, "axis": 7, "basis": "dimension", "range": [-1, 3], "steps": 3}).json()
+    body = client.post(
+        "/v1/traverse",
+        json={"latent": code, "axis": 7, "basis": "dimension", "range": [-1, 3], "steps": 3},
+    ).json()
     codes = np.asarray(body["latents"])
     np.testing.assert_allclose(np.delete(codes, 7, axis=1), 0.5)
     axes = client.get("/v1/model").json()["latent_axes"]
@@ -285,24 +333,27 @@ def test_traversing_a_dimension_changes_only_that_coordinate(client):
 
 
 def test_a_model_without_principal_axes_traverses_dimensions_in_prior_units(plain_client):
-    assert_error(plain_client.post("/v1/traverse", json={"axis": 0}), 422, "basis",
-                 "latent_axes")
-    body = plain_client.post("/v1/traverse", json={
-        "axis": 0, "basis": "dimension", "range": [0, 2], "steps": 3}).json()
+    assert_error(plain_client.post("/v1/traverse", json={"axis": 0}), 422, "basis", "latent_axes")
+    body = plain_client.post(
+        "/v1/traverse", json={"axis": 0, "basis": "dimension", "range": [0, 2], "steps": 3}
+    ).json()
     assert body["sigma"] == 1.0
     np.testing.assert_allclose(np.asarray(body["latents"])[:, 0], [0, 1, 2])
 
 
-@pytest.mark.parametrize("body, words", [
-    ({"axis": 20}, ["axis", "below latent_dim"]),
-    ({"axis": -1}, ["axis"]),
-    ({"range": [-11, 0]}, ["range"]),
-    ({"range": [0]}, ["range"]),
-    ({"steps": 100}, ["VAE_MAX_STEPS"]),
-    ({"basis": "diagonal"}, ["basis"]),
-    ({"latent": [0.0] * 3}, ["latent", "needs 20"]),
-    ({"axis": 1.5}, ["axis"]),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ({"axis": 20}, ["axis", "below latent_dim"]),
+        ({"axis": -1}, ["axis"]),
+        ({"range": [-11, 0]}, ["range"]),
+        ({"range": [0]}, ["range"]),
+        ({"steps": 100}, ["VAE_MAX_STEPS"]),
+        ({"basis": "diagonal"}, ["basis"]),
+        ({"latent": [0.0] * 3}, ["latent", "needs 20"]),
+        ({"axis": 1.5}, ["axis"]),
+    ],
+)
 def test_a_bad_traversal_is_a_422_naming_the_field(client, body, words):
     assert_error(client.post("/v1/traverse", json=body), 422, *words)
 
@@ -325,8 +376,9 @@ def test_scoring_codes_scores_their_decoded_digits_repeatably(client):
 def test_an_image_scores_the_same_whatever_else_is_in_the_request(client):
     seven = ("file", ("seven.png", drawing()))
     alone = client.post("/v1/score", files=[seven]).json()
-    together = client.post("/v1/score", files=[("file", ("o.png", drawing("zero"))), seven,
-                                               seven]).json()
+    together = client.post(
+        "/v1/score", files=[("file", ("o.png", drawing("zero"))), seven, seven]
+    ).json()
     assert together["log_px"][1:] == alone["log_px"] * 2
 
 
@@ -344,21 +396,25 @@ def test_a_model_without_a_score_reference_still_scores(plain_client):
     assert body["samples"] == latent.FALLBACK_SCORE_SAMPLES
 
 
-@pytest.mark.parametrize("request_kwargs, status, words", [
-    ({"json": {"latents": []}}, 422, ["latents"]),
-    ({"json": {"latents": [[0.0] * 4]}}, 422, ["needs 20"]),
-    ({"json": {"latents": [[0.0] * D] * 17}}, 422, ["VAE_MAX_BATCH"]),
-    ({"json": {"codes": [[0.0] * D]}}, 422, ["codes"]),
-    ({"files": [("file", ("x.gif", b"GIF89a"))]}, 415, ["x.gif"]),
-    ({"files": [("picture", ("a.png", b"x"))]}, 422, ["parts named file"]),
-])
+@pytest.mark.parametrize(
+    "request_kwargs, status, words",
+    [
+        ({"json": {"latents": []}}, 422, ["latents"]),
+        ({"json": {"latents": [[0.0] * 4]}}, 422, ["needs 20"]),
+        ({"json": {"latents": [[0.0] * D] * 17}}, 422, ["VAE_MAX_BATCH"]),
+        ({"json": {"codes": [[0.0] * D]}}, 422, ["codes"]),
+        ({"files": [("file", ("x.gif", b"GIF89a"))]}, 415, ["x.gif"]),
+        ({"files": [("picture", ("a.png", b"x"))]}, 422, ["parts named file"]),
+    ],
+)
 def test_a_bad_score_request_is_a_4xx_naming_the_field(client, request_kwargs, status, words):
     assert_error(client.post("/v1/score", **request_kwargs), status, *words)
 
 
 def test_scoring_answers_json_only(client):
-    response = client.post("/v1/score", json={"latents": [[0.0] * D]},
-                           headers={"Accept": "image/png"})
+    response = client.post(
+        "/v1/score", json={"latents": [[0.0] * D]}, headers={"Accept": "image/png"}
+    )
     assert_error(response, 406, "application/json")
 
 
@@ -373,8 +429,7 @@ def test_report_pictures_are_listed_and_served_without_server_paths(tmp_path):
     (report / "samples.png").write_bytes(picture)
     (report / "notes.txt").write_text("not a picture")
     with fake_client(model_dir) as client:
-        assert client.get("/v1/model/report").json() == {"version": 1,
-                                                         "pictures": ["samples.png"]}
+        assert client.get("/v1/model/report").json() == {"version": 1, "pictures": ["samples.png"]}
         answer = client.get("/v1/model/report/samples.png")
         assert answer.content == picture
         assert answer.headers["content-type"] == "image/png"

@@ -40,7 +40,10 @@ RELOAD_SCRIPT = textwrap.dedent(
 
 
 def export_untrained(
-    base: Path, mnist, preset: Preset, prior: priors.MixturePrior,
+    base: Path,
+    mnist,
+    preset: Preset,
+    prior: priors.MixturePrior,
     digit_prior: priors.MixturePrior | None,
 ) -> tuple[Trained, Path]:
     """An untrained VAE published the way `vae-train` publishes one (without evaluation)."""
@@ -84,9 +87,16 @@ def test_reloaded_in_a_fresh_process_matches_the_model_in_memory(exported, tmp_p
     }
     np.savez(tmp_path / "inputs.npz", **inputs)
     subprocess.run(
-        [sys.executable, "-c", RELOAD_SCRIPT, str(first), str(tmp_path / "inputs.npz"),
-         str(tmp_path / "out.npz")],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-c",
+            RELOAD_SCRIPT,
+            str(first),
+            str(tmp_path / "inputs.npz"),
+            str(tmp_path / "out.npz"),
+        ],
+        check=True,
+        capture_output=True,
     )
     out = np.load(tmp_path / "out.npz")
 
@@ -150,29 +160,42 @@ def test_sample_batch_rows_equal_the_requests_drawn_alone(exported):
     rows = [(seed, i, t, d) for count, seed, t, d in requests for i in range(count)]
     seeds, indices, temperatures, digits = (np.array(c) for c in zip(*rows, strict=True))
     batch = loaded.signatures["sample_batch"](
-        seeds=tf.constant(seeds, tf.int64), indices=tf.constant(indices, tf.int64),
-        temperatures=tf.constant(temperatures, tf.float32), digits=tf.constant(digits, tf.int32),
+        seeds=tf.constant(seeds, tf.int64),
+        indices=tf.constant(indices, tf.int64),
+        temperatures=tf.constant(temperatures, tf.float32),
+        digits=tf.constant(digits, tf.int32),
     )
     start = 0
     for count, seed, t, d in requests:
-        inputs = {"count": tf.constant(count), "seed": tf.constant(seed, tf.int64),
-                  "temperature": tf.constant(t)}
-        alone = (loaded.signatures["sample"](**inputs) if d < 0 else
-                 loaded.signatures["sample_digit"](digit=tf.constant(d), **inputs))
+        inputs = {
+            "count": tf.constant(count),
+            "seed": tf.constant(seed, tf.int64),
+            "temperature": tf.constant(t),
+        }
+        alone = (
+            loaded.signatures["sample"](**inputs)
+            if d < 0
+            else loaded.signatures["sample_digit"](digit=tf.constant(d), **inputs)
+        )
         for name in ("latents", "images"):
-            np.testing.assert_allclose(batch[name][start : start + count], alone[name],
-                                       rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(
+                batch[name][start : start + count], alone[name], rtol=1e-5, atol=1e-6
+            )
         start += count
 
 
 def test_sample_batch_refuses_a_digit_the_model_cannot_draw(tmp_path, mnist):
     preset = get_preset("tiny").override(components_per_digit=0, prior="standard")
-    _, version = export_untrained(tmp_path, mnist, preset,
-                                  priors.standard_normal(preset.latent_dim), None)
+    _, version = export_untrained(
+        tmp_path, mnist, preset, priors.standard_normal(preset.latent_dim), None
+    )
     loaded = tf.saved_model.load(str(version))
     assert "sample_digit" not in loaded.signatures
-    inputs = {"seeds": tf.constant([1], tf.int64), "indices": tf.constant([0], tf.int64),
-              "temperatures": tf.constant([1.0])}
+    inputs = {
+        "seeds": tf.constant([1], tf.int64),
+        "indices": tf.constant([0], tf.int64),
+        "temperatures": tf.constant([1.0]),
+    }
     ok = loaded.signatures["sample_batch"](digits=tf.constant([-1]), **inputs)
     assert ok["images"].shape == (1, 28, 28)
     with pytest.raises(tf.errors.InvalidArgumentError, match="digits must be -1..-1"):

@@ -33,13 +33,22 @@ def start_server(model_dir: Path, **env: str) -> tuple[str, subprocess.Popen]:
     """``vae-serve`` on the model folder; its log goes to a file beside it (a pipe that
     nobody reads would fill up and block the server)."""
     port = free_port()
-    environment = {**os.environ, "VAE_MODEL_DIR": str(model_dir), "VAE_WORKERS": "1",
-                   "VAE_MODEL_POLL_SECONDS": "0.2",
-                   "TF_CPP_MIN_LOG_LEVEL": "2", **env}
+    environment = {
+        **os.environ,
+        "VAE_MODEL_DIR": str(model_dir),
+        "VAE_WORKERS": "1",
+        "VAE_MODEL_POLL_SECONDS": "0.2",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        **env,
+    }
     log = open(model_dir / "server.log", "w+")  # noqa: SIM115 - closed by stop()
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "--port", str(port)], cwd=ROOT, env=environment,
-        stdout=log, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "app.cli", "--port", str(port)],
+        cwd=ROOT,
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     process.log = log  # type: ignore[attr-defined]
     url = f"http://127.0.0.1:{port}"
@@ -121,8 +130,7 @@ def test_a_new_version_under_steady_load_fails_no_request(models, version_dir):
         time.sleep(2)
         published = time.monotonic()
         publish(version_dir, models, 2)
-        wait_for(url, lambda s: s.get(2, {}).get("state") == "AVAILABLE"
-                 and s[1]["state"] == "END")
+        wait_for(url, lambda s: s.get(2, {}).get("state") == "AVAILABLE" and s[1]["state"] == "END")
         time.sleep(2)
         stopping.set()
         for thread in threads:
@@ -199,12 +207,17 @@ def test_an_unreadable_version_says_permission_denied(tmp_path, version_dir):
     that bypass file permissions (setpriv), on a folder owned by another user."""
     target = publish(version_dir, tmp_path, 1)
     variables = target / "variables"
-    command = [sys.executable, "-c", (
-        "import sys; from pathlib import Path; from app.model import VaeModel\n"
-        "from app.lifecycle import LoadError\n"
-        "try:\n    VaeModel(Path(sys.argv[1]), '/CPU:0')\n"
-        "except LoadError as e:\n    print(e.code, e.message)\n"
-    ), str(target)]
+    command = [
+        sys.executable,
+        "-c",
+        (
+            "import sys; from pathlib import Path; from app.model import VaeModel\n"
+            "from app.lifecycle import LoadError\n"
+            "try:\n    VaeModel(Path(sys.argv[1]), '/CPU:0')\n"
+            "except LoadError as e:\n    print(e.code, e.message)\n"
+        ),
+        str(target),
+    ]
     if os.geteuid() == 0:
         os.chown(variables, 65534, 65534)
         os.chmod(variables, 0o700)
@@ -212,8 +225,14 @@ def test_an_unreadable_version_says_permission_denied(tmp_path, version_dir):
     else:
         os.chmod(variables, 0o000)
     try:
-        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120,
-                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        result = subprocess.run(
+            command,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
     finally:
         os.chmod(variables, 0o755)
     assert result.stdout.startswith("PERMISSION_DENIED"), result.stdout + result.stderr

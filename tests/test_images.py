@@ -131,7 +131,8 @@ def test_png_round_trip_and_scale():
     encoded = png_base64(np.stack([image, 1 - image]))
     assert len(encoded) == 2
     np.testing.assert_array_equal(
-        np.asarray(Image.open(io.BytesIO(base64.b64decode(encoded[0])))), decoded)
+        np.asarray(Image.open(io.BytesIO(base64.b64decode(encoded[0])))), decoded
+    )
 
 
 def test_grid_layout():

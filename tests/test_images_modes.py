@@ -39,8 +39,9 @@ def keeps_the_digit(sample: imagegen.Sample) -> bool:
     """Whether the file holds the digit as drawn: Pillow's GIF and BMP writers drop alpha,
     and layouts of fewer than 8 bits or with palettes hold it only approximately."""
     name = sample.name
-    dropped_alpha = any(name.startswith(m) for m in ("LA.", "RGBA.", "La.", "RGBa.", "PA.")) \
-        and name.endswith((".gif", ".bmp"))
+    dropped_alpha = any(
+        name.startswith(m) for m in ("LA.", "RGBA.", "La.", "RGBa.", "PA.")
+    ) and name.endswith((".gif", ".bmp"))
     return sample.faithful and not dropped_alpha
 
 
@@ -52,9 +53,12 @@ def test_the_matrix_covers_every_mode_and_tiff_layout():
         in_a_file = any(n.startswith(f"{mode}.") or n.endswith(f"-{mode}") for n in names)
         assert in_a_file or mode in IN_MEMORY, mode
     assert sum(n.startswith("tiff-") for n in names) == len(TiffImagePlugin.OPEN_INFO)
-    for layout in ("MM-photometric1-format(1,)-fill1-bits8x8-extra(2,)-LA",
-                   "II-photometric1-format(1,)-fill1-bits8x8-extra(2,)-LA",
-                   "MM-photometric8", "II-photometric8"):
+    for layout in (
+        "MM-photometric1-format(1,)-fill1-bits8x8-extra(2,)-LA",
+        "II-photometric1-format(1,)-fill1-bits8x8-extra(2,)-LA",
+        "MM-photometric8",
+        "II-photometric8",
+    ):
         assert any(layout in n for n in names), layout  # the four TIFFs that gave 500
     assert len(MATRIX) >= 200
 
@@ -114,7 +118,6 @@ def test_every_file_of_the_matrix_through_a_real_server(server):
                 continue
             assert response.status_code == 200, (sample.name, response.text)
             mu = model.call("encode", {"images": expected[None]})["mu"]
-            np.testing.assert_allclose(response.json()["mu"], mu, atol=1e-5,
-                                       err_msg=sample.name)
+            np.testing.assert_allclose(response.json()["mu"], mu, atol=1e-5, err_msg=sample.name)
         assert client.get("/readyz").status_code == 200
     assert not any(status >= 500 for status in statuses), statuses

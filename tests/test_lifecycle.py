@@ -97,10 +97,10 @@ def test_a_pinned_version_is_the_only_one_served(tmp_path):
     with serve(tmp_path, model_version=1) as client:
         assert served_version(client) == 1
         assert client.get("/v1/model?version=2").status_code == 404
-        missing = client.post("/v1/models/vae/versions/2:predict",
-                              json={"instances": [[0.0] * 20]})
+        missing = client.post("/v1/models/vae/versions/2:predict", json={"instances": [[0.0] * 20]})
         assert missing.status_code == 404 and missing.json() == {
-            "error": "Servable not found for request: Specific(vae, 2)"}
+            "error": "Servable not found for request: Specific(vae, 2)"
+        }
 
 
 def test_a_pinned_version_that_is_missing_says_which_versions_exist(tmp_path):
@@ -120,8 +120,9 @@ def test_several_versions_are_each_addressable(tmp_path):
         three = client.post("/v1/generate?version=3", json={"seed": 5}).json()
         assert one["images"] != three["images"]  # two different models answered
         for version in (1, 3):
-            predict = client.post(f"/v1/models/vae/versions/{version}:predict",
-                                  json={"instances": [[0.0] * 20]})
+            predict = client.post(
+                f"/v1/models/vae/versions/{version}:predict", json={"instances": [[0.0] * 20]}
+            )
             assert predict.status_code == 200
         assert set(states(client)) == {1, 3}
 

@@ -35,8 +35,10 @@ def test_negative_elbo_terms_match_hand_computation():
 
 def test_kl_is_zero_for_the_prior_itself():
     _, kl = negative_elbo_terms(
-        np.zeros((1, 28, 28), np.float32), np.zeros((1, 28, 28), np.float32),
-        np.zeros((1, 20), np.float32), np.zeros((1, 20), np.float32),
+        np.zeros((1, 28, 28), np.float32),
+        np.zeros((1, 28, 28), np.float32),
+        np.zeros((1, 20), np.float32),
+        np.zeros((1, 20), np.float32),
     )
     assert kl.numpy()[0] == pytest.approx(0.0)
 
@@ -123,8 +125,9 @@ def test_an_images_log_weights_do_not_depend_on_the_other_images_in_the_call():
 
     together = importance_log_weights(encoder, linear.decoder, log_prior, images, 6, 9).numpy()
     for i in range(4):
-        alone = importance_log_weights(encoder, linear.decoder, log_prior, images[i : i + 1], 6,
-                                       9).numpy()
+        alone = importance_log_weights(
+            encoder, linear.decoder, log_prior, images[i : i + 1], 6, 9
+        ).numpy()
         np.testing.assert_allclose(alone[0], together[i], rtol=1e-6)
 
 
@@ -142,9 +145,12 @@ def test_mixture_log_density_matches_scipy():
     out = priors.log_density(prior, tf.constant(z)).numpy()
 
     covariances = prior.scale_tril @ prior.scale_tril.transpose(0, 2, 1)
-    expected = logsumexp([
-        w + multivariate_normal(m, c).logpdf(z.astype(float))
-        for w, m, c in zip(prior.log_weights, prior.means, covariances, strict=True)
-    ], axis=0)
+    expected = logsumexp(
+        [
+            w + multivariate_normal(m, c).logpdf(z.astype(float))
+            for w, m, c in zip(prior.log_weights, prior.means, covariances, strict=True)
+        ],
+        axis=0,
+    )
     assert out.shape == (4, 5)
     np.testing.assert_allclose(out, expected, rtol=1e-4)

@@ -56,9 +56,11 @@ def parse(html: str) -> Tags:
 
 def loaded_urls(tags: Tags) -> list[str]:
     """What the page loads: scripts, stylesheets, icons, images."""
-    return [attrs.get("src") or attrs.get("href") or ""
-            for tag, attrs in tags.tags
-            if tag in ("script", "img") and attrs.get("src") or tag == "link"]
+    return [
+        attrs.get("src") or attrs.get("href") or ""
+        for tag, attrs in tags.tags
+        if tag in ("script", "img") and attrs.get("src") or tag == "link"
+    ]
 
 
 def csp(response) -> dict[str, str]:
@@ -90,8 +92,11 @@ def test_the_explorer_is_served_at_the_root_with_a_strict_policy(client):
 
 
 def test_static_files_are_served_with_their_types_and_never_sniffed(client):
-    for name, media_type in [("explorer.js", "javascript"), ("explorer.css", "text/css"),
-                             ("favicon.svg", "image/svg+xml")]:
+    for name, media_type in [
+        ("explorer.js", "javascript"),
+        ("explorer.css", "text/css"),
+        ("favicon.svg", "image/svg+xml"),
+    ]:
         response = client.get(f"/static/{name}")
         assert response.status_code == 200
         assert media_type in response.headers["content-type"]

@@ -26,8 +26,16 @@ from vae_contract import METADATA_FILE, ModelMetadata, list_versions, model_base
 pytestmark = pytest.mark.slow  # TensorFlow, or a trained model
 
 ENV = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
-SMALL_EVAL = ["--iwae-k", "20", "--iwae-examples", "100", "--eval-samples", "500",
-              "--samples-per-digit", "50"]
+SMALL_EVAL = [
+    "--iwae-k",
+    "20",
+    "--iwae-examples",
+    "100",
+    "--eval-samples",
+    "500",
+    "--samples-per-digit",
+    "50",
+]
 
 
 def incomplete(version_dir: Path) -> str | None:
@@ -61,10 +69,26 @@ def test_a_reader_polling_during_vae_train_only_sees_complete_versions(tmp_path,
     poller.start()
     try:
         run = subprocess.run(
-            [sys.executable, "-m", "training", "--preset", "tiny", "--epochs", "1",
-             "--train-limit", "2000", *SMALL_EVAL, "--model-dir", str(tmp_path),
-             "--data-dir", str(data_dir)],
-            env=ENV, capture_output=True, text=True, timeout=600,
+            [
+                sys.executable,
+                "-m",
+                "training",
+                "--preset",
+                "tiny",
+                "--epochs",
+                "1",
+                "--train-limit",
+                "2000",
+                *SMALL_EVAL,
+                "--model-dir",
+                str(tmp_path),
+                "--data-dir",
+                str(data_dir),
+            ],
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
     finally:
         done.set()
@@ -80,8 +104,9 @@ def test_a_reader_polling_during_vae_train_only_sees_complete_versions(tmp_path,
 
 
 def test_published_versions_are_readable_by_everyone(version_dir):
-    modes = {path: stat.S_IMODE(path.stat().st_mode) for path in [version_dir,
-                                                                  *version_dir.rglob("*")]}
+    modes = {
+        path: stat.S_IMODE(path.stat().st_mode) for path in [version_dir, *version_dir.rglob("*")]
+    }
     assert {mode for path, mode in modes.items() if path.is_dir()} == {0o755}
     assert {mode for path, mode in modes.items() if path.is_file()} == {0o644}
 
@@ -90,8 +115,14 @@ def test_a_failed_export_leaves_no_version_and_no_staging_folder(tmp_path, mnist
     preset = get_preset("tiny").override(components_per_digit=0, prior="standard")
     vae = build_vae(preset, steps_per_epoch=1)
     history = {"val_loss": [500.0], "val_reconstruction": [490.0], "val_kl": [10.0]}
-    trained = Trained(vae, priors.standard_normal(preset.latent_dim), None,
-                      np.zeros((10, preset.latent_dim)), history, seconds=0.0)
+    trained = Trained(
+        vae,
+        priors.standard_normal(preset.latent_dim),
+        None,
+        np.zeros((10, preset.latent_dim)),
+        history,
+        seconds=0.0,
+    )
     # No samples to judge: the evaluation fails after the SavedModel is staged.
     with pytest.raises(ValueError):
         export_version(tmp_path, trained, mnist, 0, EvalConfig(samples=0, iwae_examples=10))
@@ -99,16 +130,28 @@ def test_a_failed_export_leaves_no_version_and_no_staging_folder(tmp_path, mnist
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in folder.rglob("*")}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in folder.rglob("*")
+    }
 
 
-def test_vae_eval_writes_where_asked_and_never_into_the_version(model_dir, version_dir, data_dir,
-                                                               tmp_path, capsys):
+def test_vae_eval_writes_where_asked_and_never_into_the_version(
+    model_dir, version_dir, data_dir, tmp_path, capsys
+):
     before = snapshot(version_dir)
     metadata_before = (version_dir / METADATA_FILE).read_bytes()
-    code = vae_eval(["--model-dir", str(model_dir), "--data-dir", str(data_dir),
-                     "--output", str(tmp_path / "eval"), *SMALL_EVAL])
+    code = vae_eval(
+        [
+            "--model-dir",
+            str(model_dir),
+            "--data-dir",
+            str(data_dir),
+            "--output",
+            str(tmp_path / "eval"),
+            *SMALL_EVAL,
+        ]
+    )
     assert code == 0
     assert snapshot(version_dir) == before
     assert (version_dir / METADATA_FILE).read_bytes() == metadata_before

@@ -27,8 +27,9 @@ WRITE_THEN = textwrap.dedent(
 
 
 def run(how: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", WRITE_THEN, how], capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", WRITE_THEN, how], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_noise_is_dropped_and_everything_else_passes_in_order():

@@ -20,8 +20,9 @@ import pytest
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.slow
-schemathesis = pytest.importorskip("schemathesis", reason="a dev dependency: pip install "
-                                   "schemathesis")
+schemathesis = pytest.importorskip(
+    "schemathesis", reason="a dev dependency: pip install schemathesis"
+)
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
@@ -34,9 +35,19 @@ def server() -> Iterator[LiveServer]:
 
 def test_the_api_conforms_to_its_openapi_description_under_every_check(server):
     run = subprocess.run(
-        [sys.executable, "-m", "schemathesis.cli", "--no-color", "--config-file", str(CONFIG),
-         "run", f"{server.url}/openapi.json"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "--no-color",
+            "--config-file",
+            str(CONFIG),
+            "run",
+            f"{server.url}/openapi.json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     summary = [line for line in run.stdout.splitlines() if "generated" in line]
     print("\n" + "\n".join(summary))
@@ -51,8 +62,9 @@ def openapi(server) -> dict:
 
 
 def known_issue(number: int, what: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, raises=AssertionError,
-                             reason=f"known issue {number}: {what}")
+    return pytest.mark.xfail(
+        strict=True, raises=AssertionError, reason=f"known issue {number}: {what}"
+    )
 
 
 def _body_schema(openapi: dict, path: str) -> dict:
@@ -80,14 +92,16 @@ def test_the_seed_maximum_is_exact_in_json(openapi):
 
 
 def test_a_body_that_is_not_json_gets_a_documented_status(server, openapi):
-    response = httpx.post(f"{server.url}/v1/generate", content=b"\xff{",
-                          headers={"Content-Type": "application/json"})
+    response = httpx.post(
+        f"{server.url}/v1/generate", content=b"\xff{", headers={"Content-Type": "application/json"}
+    )
     assert str(response.status_code) in openapi["paths"]["/v1/generate"]["post"]["responses"]
 
 
 def test_the_predict_schema_requires_instances_or_inputs(openapi):
-    schema = openapi["paths"]["/v1/models/{model_name}:predict"]["post"]["requestBody"][
-        "content"]["application/json"]["schema"]
+    schema = openapi["paths"]["/v1/models/{model_name}:predict"]["post"]["requestBody"]["content"][
+        "application/json"
+    ]["schema"]
     assert schema["oneOf"] == [{"required": ["instances"]}, {"required": ["inputs"]}]
 
 

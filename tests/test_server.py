@@ -31,7 +31,10 @@ def server(model_dir, tmp_path_factory):
     env = {**os.environ, "VAE_MODEL_DIR": str(model_dir), "TF_CPP_MIN_LOG_LEVEL": "2"}
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -54,8 +57,9 @@ def server(model_dir, tmp_path_factory):
 
 def test_generate_png_over_real_http(server):
     url, _ = server
-    response = httpx.post(f"{url}/v1/generate", json={"count": 16, "seed": 1},
-                          headers={"Accept": "image/png"})
+    response = httpx.post(
+        f"{url}/v1/generate", json={"count": 16, "seed": 1}, headers={"Accept": "image/png"}
+    )
     assert response.status_code == 200 and response.headers["content-type"] == "image/png"
     grid = Image.open(io.BytesIO(response.content))
     assert grid.size[0] >= 4 * 28 and grid.mode == "L"
@@ -91,8 +95,11 @@ def test_metrics_add_up_every_worker(server):
 
 def test_bad_input_is_4xx_and_the_server_survives(server):
     url, process = server
-    bad = httpx.post(f"{url}/v1/decode", content=b'{"latents": [[NaN]]}',
-                     headers={"Content-Type": "application/json"})
+    bad = httpx.post(
+        f"{url}/v1/decode",
+        content=b'{"latents": [[NaN]]}',
+        headers={"Content-Type": "application/json"},
+    )
     assert bad.status_code == 422
     huge = httpx.post(f"{url}/v1/encode", files={"file": ("x.png", b"\0" * (6 * 1024 * 1024))})
     assert huge.status_code == 413

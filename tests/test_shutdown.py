@@ -41,11 +41,14 @@ class Client(threading.Thread):
                     return
                 request_id = f"{self.number}-{index}"
                 try:
-                    response = client.post("/v1/generate", json={"count": 4},
-                                           headers={"X-Request-Id": request_id})
-                    self.outcomes[request_id] = (response.status_code,
-                                                 response.headers.get("retry-after"),
-                                                 time.monotonic())
+                    response = client.post(
+                        "/v1/generate", json={"count": 4}, headers={"X-Request-Id": request_id}
+                    )
+                    self.outcomes[request_id] = (
+                        response.status_code,
+                        response.headers.get("retry-after"),
+                        time.monotonic(),
+                    )
                 except httpx.TransportError as error:
                     self.outcomes[request_id] = (type(error).__name__, None, time.monotonic())
                     if isinstance(error, httpx.ConnectError):
@@ -56,8 +59,9 @@ def test_sigterm_under_load_loses_no_admitted_request(tmp_path: Path):
     admitted_log = tmp_path / "admitted.txt"
     outcomes: dict[str, Outcome] = {}
     stop = threading.Event()
-    with LiveServer(delay=0.05, request_log=admitted_log, max_queue_rows=128,
-                    request_timeout=5) as server:
+    with LiveServer(
+        delay=0.05, request_log=admitted_log, max_queue_rows=128, request_timeout=5
+    ) as server:
         clients = [Client(server.url, n, outcomes, stop) for n in range(CLIENTS)]
         for client in clients:
             client.start()
@@ -75,14 +79,20 @@ def test_sigterm_under_load_loses_no_admitted_request(tmp_path: Path):
     assert status in (0, -signal.SIGTERM), log
     admitted = admitted_log.read_text().split()
     lost = [rid for rid in admitted if not isinstance(outcomes.get(rid, ("?", None, 0))[0], int)]
-    answered_after_signal = [rid for rid in admitted
-                             if isinstance(outcomes[rid][0], int) and outcomes[rid][2] > signalled]
+    answered_after_signal = [
+        rid
+        for rid in admitted
+        if isinstance(outcomes[rid][0], int) and outcomes[rid][2] > signalled
+    ]
     statuses = Counter(str(outcome[0]) for outcome in outcomes.values())
-    print(f"\nSIGTERM under load: {len(admitted)} requests admitted, "
-          f"{len(answered_after_signal)} of them answered after the signal, {len(lost)} lost; "
-          f"shutdown took {stopped - signalled:.2f} s; all outcomes {dict(statuses)}")
+    print(
+        f"\nSIGTERM under load: {len(admitted)} requests admitted, "
+        f"{len(answered_after_signal)} of them answered after the signal, {len(lost)} lost; "
+        f"shutdown took {stopped - signalled:.2f} s; all outcomes {dict(statuses)}"
+    )
     assert not lost, [(rid, outcomes.get(rid)) for rid in lost[:10]]
     assert answered_after_signal, "no request was in flight when the signal came"
-    assert all(outcome[0] in (200, 503) for outcome in outcomes.values()
-               if isinstance(outcome[0], int))
+    assert all(
+        outcome[0] in (200, 503) for outcome in outcomes.values() if isinstance(outcome[0], int)
+    )
     assert all(outcome[1] for outcome in outcomes.values() if outcome[0] == 503)

@@ -18,9 +18,11 @@ MAX_GROWTH_MB = 20  # a leak of 4 kB a request would show here; the long soak al
 def test_a_short_soak_keeps_memory_flat_and_every_answer_right():
     with LiveServer() as server:
         result = soak.run(server, REQUESTS, warm_up=1000)
-    print(f"\nsoak: {result.requests} requests in {result.seconds:.1f} s, RSS "
-          f"{result.baseline_mb:.1f} -> {result.final_mb:.1f} MB (+{result.growth_mb:.1f}), "
-          f"statuses {dict(result.statuses)}")
+    print(
+        f"\nsoak: {result.requests} requests in {result.seconds:.1f} s, RSS "
+        f"{result.baseline_mb:.1f} -> {result.final_mb:.1f} MB (+{result.growth_mb:.1f}), "
+        f"statuses {dict(result.statuses)}"
+    )
     assert not result.unexpected, result.unexpected[:10]
     assert sum(result.statuses.values()) == REQUESTS
     assert result.passed(MAX_GROWTH_MB)

@@ -19,8 +19,7 @@ from tests.fakes import FakeLoader, FakeModel, make_versions
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     model_dir = make_versions(tmp_path_factory.mktemp("models"), 1, 2, failing={2: "DATA_LOSS"})
-    app = create_app(Settings(model_dir=model_dir, model_poll_seconds=0, max_batch=8),
-                     FakeLoader())
+    app = create_app(Settings(model_dir=model_dir, model_poll_seconds=0, max_batch=8), FakeLoader())
     with TestClient(app) as client:
         yield client
 
@@ -38,16 +37,26 @@ def predict(client, body, path="/v1/models/vae:predict"):
 
 
 def test_model_status_lists_every_version_as_tf_serving_prints_it(client):
-    assert client.get("/v1/models/vae").json() == {"model_version_status": [
-        {"version": "2", "state": "END",
-         "status": {"error_code": "DATA_LOSS",
-                    "error_message": "version 2 is broken on purpose (DATA_LOSS)"}},
-        {"version": "1", "state": "AVAILABLE",
-         "status": {"error_code": "OK", "error_message": ""}},
-    ]}
+    assert client.get("/v1/models/vae").json() == {
+        "model_version_status": [
+            {
+                "version": "2",
+                "state": "END",
+                "status": {
+                    "error_code": "DATA_LOSS",
+                    "error_message": "version 2 is broken on purpose (DATA_LOSS)",
+                },
+            },
+            {
+                "version": "1",
+                "state": "AVAILABLE",
+                "status": {"error_code": "OK", "error_message": ""},
+            },
+        ]
+    }
     assert client.get("/v1/models/vae/versions/1").json()["model_version_status"] == [
-        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK",
-                                                          "error_message": ""}}]
+        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+    ]
 
 
 def test_metadata_has_model_spec_and_the_signature_def_map(client):
@@ -57,12 +66,15 @@ def test_metadata_has_model_spec_and_the_signature_def_map(client):
     assert client.get("/v1/models/vae/versions/1/metadata").json() == body
 
 
-@pytest.mark.parametrize("path, message", [
-    ("/v1/models/half", "Could not find any versions"),
-    ("/v1/models/vae/versions/7", "Could not find version 7 of model vae"),
-    ("/v1/models/half/metadata", "Servable not found for request: Latest(half)"),
-    ("/v1/models/vae/versions/7/metadata", "Servable not found for request: Specific(vae, 7)"),
-])
+@pytest.mark.parametrize(
+    "path, message",
+    [
+        ("/v1/models/half", "Could not find any versions"),
+        ("/v1/models/vae/versions/7", "Could not find version 7 of model vae"),
+        ("/v1/models/half/metadata", "Servable not found for request: Latest(half)"),
+        ("/v1/models/vae/versions/7/metadata", "Servable not found for request: Specific(vae, 7)"),
+    ],
+)
 def test_unknown_models_and_versions_are_404_with_an_error(client, path, message):
     response = client.get(path)
     assert response.status_code == 404 and message in response.json()["error"]
@@ -73,8 +85,7 @@ def test_unknown_models_and_versions_are_404_with_an_error(client, path, message
 
 def test_row_format_with_one_named_input_answers_predictions(client):
     body = predict(client, {"instances": Z.tolist()}).json()
-    np.testing.assert_allclose(body["predictions"], MODEL.decode(Z.astype(np.float32)),
-                               rtol=1e-6)
+    np.testing.assert_allclose(body["predictions"], MODEL.decode(Z.astype(np.float32)), rtol=1e-6)
 
 
 def test_signature_name_serving_default_is_the_default(client):
@@ -88,8 +99,7 @@ def test_row_format_with_several_named_inputs_answers_a_list_of_objects(client):
     body = predict(client, {"signature_name": "sample_batch", "instances": instances}).json()
     assert [sorted(row) for row in body["predictions"]] == [["images", "latents"]] * 2
     expected = MODEL.latents([7, 7], [0, 1], [1.0, 1.0], [-1, -1])
-    np.testing.assert_allclose([row["latents"] for row in body["predictions"]], expected,
-                               rtol=1e-6)
+    np.testing.assert_allclose([row["latents"] for row in body["predictions"]], expected, rtol=1e-6)
 
 
 def test_columnar_format_answers_outputs_unwrapped_or_as_an_object(client):
@@ -97,8 +107,9 @@ def test_columnar_format_answers_outputs_unwrapped_or_as_an_object(client):
     np.testing.assert_allclose(one["outputs"], MODEL.decode(Z.astype(np.float32)), rtol=1e-6)
     named = predict(client, {"inputs": {"z": Z.tolist()}}).json()
     assert named == one
-    several = predict(client, {"signature_name": "sample", "inputs": {
-        "count": 3, "seed": 2, "temperature": 0.5}}).json()
+    several = predict(
+        client, {"signature_name": "sample", "inputs": {"count": 3, "seed": 2, "temperature": 0.5}}
+    ).json()
     assert sorted(several["outputs"]) == ["images", "latents"]
     assert np.array(several["outputs"]["images"]).shape == (3, 28, 28)
 
@@ -109,9 +120,11 @@ def test_a_versioned_url_predicts_with_that_version(client):
 
 
 def test_predict_without_a_content_type_works_as_curl_d_sends_it(client):
-    response = client.post("/v1/models/vae:predict",
-                           content=json.dumps({"instances": Z.tolist()}),
-                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = client.post(
+        "/v1/models/vae:predict",
+        content=json.dumps({"instances": Z.tolist()}),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert response.status_code == 200
 
 
@@ -129,16 +142,29 @@ BAD_PREDICTS = [
     ({"instances": [["x"] * 20]}, 400, "not of expected type"),
     ({"instances": [[True] * 20]}, 400, "not of expected type"),
     ({"signature_name": "sample_batch", "instances": [[1, 2]]}, 400, "list of objects"),
-    ({"signature_name": "sample_batch", "instances": [{"seeds": 1}]}, 400,
-     "keys must be equal to"),
+    ({"signature_name": "sample_batch", "instances": [{"seeds": 1}]}, 400, "keys must be equal to"),
     ({"signature_name": "sample_batch", "inputs": {"seeds": [1]}}, 400, "Missing named input"),
-    ({"signature_name": "sample_batch", "inputs": {
-        "seeds": [1.5], "indices": [0], "temperatures": [1.0], "digits": [-1]}}, 400,
-     "not of expected type"),
-    ({"signature_name": "sample_batch", "inputs": {
-        "seeds": [1], "indices": [0], "temperatures": [1.0], "digits": [12]}}, 400, "digits"),
-    ({"signature_name": "sample", "instances": [{"count": 2, "seed": 1, "temperature": 1.0}]},
-     400, "shape"),
+    (
+        {
+            "signature_name": "sample_batch",
+            "inputs": {"seeds": [1.5], "indices": [0], "temperatures": [1.0], "digits": [-1]},
+        },
+        400,
+        "not of expected type",
+    ),
+    (
+        {
+            "signature_name": "sample_batch",
+            "inputs": {"seeds": [1], "indices": [0], "temperatures": [1.0], "digits": [12]},
+        },
+        400,
+        "digits",
+    ),
+    (
+        {"signature_name": "sample", "instances": [{"count": 2, "seed": 1, "temperature": 1.0}]},
+        400,
+        "shape",
+    ),
     ({"instances": [[0.0] * 20] * 9}, 400, "VAE_MAX_BATCH"),
     ("instances = [1, 2]", 400, "JSON Parse error"),
     ("", 400, "The document is empty"),
@@ -148,22 +174,25 @@ BAD_PREDICTS = [
 
 
 @pytest.mark.parametrize("body, status, message", BAD_PREDICTS)
-def test_bad_predict_requests_get_tf_servings_status_and_an_error(client, body, status,
-                                                                  message):
+def test_bad_predict_requests_get_tf_servings_status_and_an_error(client, body, status, message):
     response = predict(client, body)
     assert response.status_code == status, response.text
     assert set(response.json()) == {"error"} and message in response.json()["error"]
 
 
-@pytest.mark.parametrize("path, status", [
-    ("/v1/models/half:predict", 404),
-    ("/v1/models/vae/versions/9:predict", 404),
-    ("/v1/models/vae/versions/2:predict", 404),  # failed to load: not served
-])
+@pytest.mark.parametrize(
+    "path, status",
+    [
+        ("/v1/models/half:predict", 404),
+        ("/v1/models/vae/versions/9:predict", 404),
+        ("/v1/models/vae/versions/2:predict", 404),  # failed to load: not served
+    ],
+)
 def test_predict_on_an_unknown_model_or_version_is_404(client, path, status):
     response = predict(client, {"instances": Z.tolist()}, path)
     assert response.status_code == status and response.json()["error"].startswith(
-        "Servable not found for request")
+        "Servable not found for request"
+    )
 
 
 def test_nan_and_infinity_are_accepted_as_tf_serving_does(client):

@@ -31,8 +31,13 @@ finally:
 
 
 def vae_train(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "training", *args], env=ENV, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "training", *args],
+        env=ENV,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def stop_after_first_epoch(run: subprocess.Popen, model_dir: Path, signum: int) -> str:
@@ -53,13 +58,20 @@ def stop_after_first_epoch(run: subprocess.Popen, model_dir: Path, signum: int) 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum, exit_code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
-                         ids=["ctrl-c", "sigterm"])
-def test_a_stopped_run_resumes_from_its_last_finished_epoch(tmp_path, data_dir, signum,
-                                                            exit_code):
+@pytest.mark.parametrize(
+    "signum, exit_code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"]
+)
+def test_a_stopped_run_resumes_from_its_last_finished_epoch(tmp_path, data_dir, signum, exit_code):
     # As compose runs it: a first run with no model and no checkpoint yet.
-    args = ["--if-missing", "--resume", *TINY, "--model-dir", str(tmp_path),
-            "--data-dir", str(data_dir)]
+    args = [
+        "--if-missing",
+        "--resume",
+        *TINY,
+        "--model-dir",
+        str(tmp_path),
+        "--data-dir",
+        str(data_dir),
+    ]
     output = stop_after_first_epoch(vae_train(*args), tmp_path, signum)
     assert "No checkpoint of this configuration yet; training from the start" in output
     assert "WARNING" not in output and "Traceback" not in output, output
@@ -94,9 +106,18 @@ def test_resume_never_continues_another_configuration(tmp_path, data_dir):
 @pytest.mark.slow
 def test_if_missing_does_not_train_again_nor_load_tensorflow(model_dir):
     run = subprocess.run(
-        [sys.executable, "-c", VAE_TRAIN_REPORTING_TENSORFLOW, "--if-missing", "--resume",
-         "--model-dir", str(model_dir)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            VAE_TRAIN_REPORTING_TENSORFLOW,
+            "--if-missing",
+            "--resume",
+            "--model-dir",
+            str(model_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert run.returncode == 0 and "already holds a model" in run.stdout
     assert "tensorflow loaded: False" in run.stderr  # TensorFlow alone takes 3 s to start
@@ -114,12 +135,12 @@ def test_if_missing_does_not_train_again_nor_load_tensorflow(model_dir):
         (["--cpu-devices", "2"], "--cpu-devices needs --strategy mirrored"),
     ],
 )
-def test_vae_train_refuses_a_bad_configuration_before_loading_tensorflow(args, message,
-                                                                         tmp_path):
+def test_vae_train_refuses_a_bad_configuration_before_loading_tensorflow(args, message, tmp_path):
     run = subprocess.run(
-        [sys.executable, "-c", VAE_TRAIN_REPORTING_TENSORFLOW, "--model-dir", str(tmp_path),
-         *args],
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", VAE_TRAIN_REPORTING_TENSORFLOW, "--model-dir", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert run.returncode == 2 and message in run.stderr, run.stderr
     assert "tensorflow loaded: False" in run.stderr and "Traceback" not in run.stderr

@@ -13,8 +13,9 @@ from app.uploads import Budget, UploadDecoder
 from tests import imagegen
 
 
-async def _holder(budget: Budget, amount: int, log: list[str], name: str,
-                  release: asyncio.Event) -> None:
+async def _holder(
+    budget: Budget, amount: int, log: list[str], name: str, release: asyncio.Event
+) -> None:
     async with budget.hold(amount):
         log.append(name)
         await release.wait()
@@ -24,8 +25,10 @@ def test_the_budget_serves_waiters_in_arrival_order_and_never_overcommits():
     async def scenario() -> list[str]:
         budget, log = Budget(10), list[str]()
         release = {name: asyncio.Event() for name in "abcd"}
-        tasks = [asyncio.create_task(_holder(budget, amount, log, name, release[name]))
-                 for name, amount in (("a", 6), ("b", 6), ("c", 1), ("d", 4))]
+        tasks = [
+            asyncio.create_task(_holder(budget, amount, log, name, release[name]))
+            for name, amount in (("a", 6), ("b", 6), ("c", 1), ("d", 4))
+        ]
         await asyncio.sleep(0.01)
         assert log == ["a"] and budget.used == 6  # c would fit, but b came first
         release["a"].set()
@@ -83,16 +86,26 @@ def test_an_image_that_could_never_fit_the_budget_is_refused_before_decoding():
     assert "VAE_DECODE_MEMORY_BYTES" in refused.value.message
 
 
-@pytest.mark.parametrize("mode, fmt, cost", [
-    ("L", "PNG", 3), ("I;16", "PNG", 5), ("RGB", "PNG", 9), ("RGBA", "PNG", 9),
-    ("P", "GIF", 3), ("PA", "TIFF", 9), ("F", "TIFF", 9), ("RGB", "WEBP", 18),
-])
+@pytest.mark.parametrize(
+    "mode, fmt, cost",
+    [
+        ("L", "PNG", 3),
+        ("I;16", "PNG", 5),
+        ("RGB", "PNG", 9),
+        ("RGBA", "PNG", 9),
+        ("P", "GIF", 3),
+        ("PA", "TIFF", 9),
+        ("F", "TIFF", 9),
+        ("RGB", "WEBP", 18),
+    ],
+)
 def test_the_decode_cost_follows_the_mode_and_format(mode, fmt, cost):
     from PIL import Image
 
     image = Image.new(mode, (100, 80))
-    opened = images.open_image(imagegen.save(image, fmt, **(
-        {"lossless": True} if fmt == "WEBP" else {})), 10**8, "x")
+    opened = images.open_image(
+        imagegen.save(image, fmt, **({"lossless": True} if fmt == "WEBP" else {})), 10**8, "x"
+    )
     assert images.decode_cost(opened) == cost * 100 * 80
 
 

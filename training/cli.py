@@ -38,14 +38,30 @@ def layer_sizes(text: str) -> tuple[int, ...]:
 def add_evaluation_options(parser: argparse.ArgumentParser) -> None:
     """The evaluation's size (shared by vae-train and vae-eval); defaults take about a minute."""
     group = parser.add_argument_group("evaluation")
-    group.add_argument("--iwae-k", type=positive_int, default=1000,
-                       help="importance samples per test digit for the IWAE bound (%(default)s)")
-    group.add_argument("--iwae-examples", type=positive_int, default=1000,
-                       help="test digits for the IWAE bound (%(default)s; 10000: all)")
-    group.add_argument("--eval-samples", type=positive_int, default=10000,
-                       help="random samples judged by the classifier (%(default)s)")
-    group.add_argument("--samples-per-digit", type=positive_int, default=1000,
-                       help="digit-conditional samples per digit (%(default)s)")
+    group.add_argument(
+        "--iwae-k",
+        type=positive_int,
+        default=1000,
+        help="importance samples per test digit for the IWAE bound (%(default)s)",
+    )
+    group.add_argument(
+        "--iwae-examples",
+        type=positive_int,
+        default=1000,
+        help="test digits for the IWAE bound (%(default)s; 10000: all)",
+    )
+    group.add_argument(
+        "--eval-samples",
+        type=positive_int,
+        default=10000,
+        help="random samples judged by the classifier (%(default)s)",
+    )
+    group.add_argument(
+        "--samples-per-digit",
+        type=positive_int,
+        default=1000,
+        help="digit-conditional samples per digit (%(default)s)",
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,21 +70,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Train the MNIST variational autoencoder and export a versioned SavedModel.",
     )
     parser.add_argument(
-        "--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
+        "--preset",
+        default=DEFAULT_PRESET,
+        choices=sorted(PRESETS),
         help=f"hyperparameter preset (default: {DEFAULT_PRESET}; 'seed' is Géron's model)",
     )
-    parser.add_argument("--model-dir", type=Path, default=Path("model"),
-                        help="base folder; the export goes to MODEL_DIR/vae/<version>/")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
-                        help="folder with mnist.npz or the IDX files; fetched MNIST is cached here "
-                        "(default: $VAE_DATA_DIR or %(default)s)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue this configuration's interrupted run (Ctrl-C, SIGTERM, "
-                        "crash) from its last finished epoch; without one, start from scratch")
-    parser.add_argument("--if-missing", action="store_true",
-                        help="do nothing when MODEL_DIR/vae/ already holds a model")
-    parser.add_argument("--train-limit", type=positive_int,
-                        help="train on the first N training images only (quick runs)")
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=Path("model"),
+        help="base folder; the export goes to MODEL_DIR/vae/<version>/",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help="folder with mnist.npz or the IDX files; fetched MNIST is cached here "
+        "(default: $VAE_DATA_DIR or %(default)s)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue this configuration's interrupted run (Ctrl-C, SIGTERM, "
+        "crash) from its last finished epoch; without one, start from scratch",
+    )
+    parser.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="do nothing when MODEL_DIR/vae/ already holds a model",
+    )
+    parser.add_argument(
+        "--train-limit",
+        type=positive_int,
+        help="train on the first N training images only (quick runs)",
+    )
 
     hyper = parser.add_argument_group("hyperparameters (override the preset's)")
     hyper.add_argument("--epochs", type=int)
@@ -77,25 +112,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     hyper.add_argument("--lr-schedule", choices=[s.value for s in LrSchedule])
     hyper.add_argument("--kl-warmup-epochs", type=int)
     hyper.add_argument("--latent-dim", type=int)
-    hyper.add_argument("--hidden", type=layer_sizes,
-                       help="hidden layer sizes, comma-separated, e.g. 500,500")
+    hyper.add_argument(
+        "--hidden", type=layer_sizes, help="hidden layer sizes, comma-separated, e.g. 500,500"
+    )
     hyper.add_argument("--prior", choices=[p.value for p in PriorKind])
     hyper.add_argument("--components-per-digit", type=int)
-    hyper.add_argument("--jit-compile", action=argparse.BooleanOptionalAction,
-                       help="XLA-compile the training step (single-device runs)")
+    hyper.add_argument(
+        "--jit-compile",
+        action=argparse.BooleanOptionalAction,
+        help="XLA-compile the training step (single-device runs)",
+    )
     hyper.add_argument("--seed", type=int, help="random seed (repeatable runs on one machine)")
 
     where = parser.add_argument_group("devices")
-    where.add_argument("--strategy", choices=[s.value for s in Strategy],
-                       default=Strategy.DEFAULT.value,
-                       help="default: one device; mirrored: every local GPU (or --cpu-devices); "
-                       "multiworker: the cluster in TF_CONFIG (default: %(default)s)")
-    where.add_argument("--cpu-devices", type=positive_int,
-                       help="with --strategy mirrored on a machine without GPU: split the CPU "
-                       "into N logical devices")
+    where.add_argument(
+        "--strategy",
+        choices=[s.value for s in Strategy],
+        default=Strategy.DEFAULT.value,
+        help="default: one device; mirrored: every local GPU (or --cpu-devices); "
+        "multiworker: the cluster in TF_CONFIG (default: %(default)s)",
+    )
+    where.add_argument(
+        "--cpu-devices",
+        type=positive_int,
+        help="with --strategy mirrored on a machine without GPU: split the CPU "
+        "into N logical devices",
+    )
 
-    parser.add_argument("--no-eval", action="store_true",
-                        help="publish without the evaluation (about a minute)")
+    parser.add_argument(
+        "--no-eval", action="store_true", help="publish without the evaluation (about a minute)"
+    )
     add_evaluation_options(parser)
     args = parser.parse_args(argv)
     args.strategy = Strategy(args.strategy)
@@ -110,10 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         preset = get_preset(args.preset).override(
-            epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-            lr_schedule=args.lr_schedule, kl_warmup_epochs=args.kl_warmup_epochs,
-            latent_dim=args.latent_dim, hidden=args.hidden, prior=args.prior,
-            components_per_digit=args.components_per_digit, jit_compile=args.jit_compile,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            lr_schedule=args.lr_schedule,
+            kl_warmup_epochs=args.kl_warmup_epochs,
+            latent_dim=args.latent_dim,
+            hidden=args.hidden,
+            prior=args.prior,
+            components_per_digit=args.components_per_digit,
+            jit_compile=args.jit_compile,
             seed=args.seed,
         )
     except PresetError as error:
@@ -130,8 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vae-train: {error}", file=sys.stderr)
         return 1
     except Stopped as stop:
-        print(f"\nStopped by {stop}: run the same command with --resume to continue from the "
-              "last finished epoch.", file=sys.stderr)
+        print(
+            f"\nStopped by {stop}: run the same command with --resume to continue from the "
+            "last finished epoch.",
+            file=sys.stderr,
+        )
         return stop.exit_code
 
 
@@ -152,12 +207,19 @@ def run(args: argparse.Namespace, preset: Preset) -> int:
     from training.evaluate import EvalConfig
     from training.train import train
 
-    evaluation = None if args.no_eval else EvalConfig(
-        iwae_k=args.iwae_k, iwae_examples=args.iwae_examples, samples=args.eval_samples,
-        samples_per_digit=args.samples_per_digit,
+    evaluation = (
+        None
+        if args.no_eval
+        else EvalConfig(
+            iwae_k=args.iwae_k,
+            iwae_examples=args.iwae_examples,
+            samples=args.eval_samples,
+            samples_per_digit=args.samples_per_digit,
+        )
     )
-    train(preset, args.model_dir, args.data_dir, args.resume, args.train_limit, evaluation,
-          strategy)
+    train(
+        preset, args.model_dir, args.data_dir, args.resume, args.train_limit, evaluation, strategy
+    )
     return 0
 
 

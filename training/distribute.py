@@ -63,8 +63,10 @@ def make_strategy(kind: Strategy) -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy([d.name for d in devices])
     if kind is Strategy.MULTIWORKER:
         if "TF_CONFIG" not in os.environ:
-            raise ValueError("--strategy multiworker needs TF_CONFIG (the cluster and this "
-                             "worker's task), see TensorFlow's multi-worker training guide")
+            raise ValueError(
+                "--strategy multiworker needs TF_CONFIG (the cluster and this "
+                "worker's task), see TensorFlow's multi-worker training guide"
+            )
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
 

@@ -70,20 +70,20 @@ def evaluate_signatures(
     encoded = batched(lambda c: signatures[Signature.ENCODE](images=tf.constant(c)), x_test, 1000)
     mu = np.concatenate([e["mu"].numpy() for e in encoded])
     figures["active_units"] = active_units(mu)
-    figures.update(likelihood(signatures, x_test[: config.iwae_examples], config.iwae_k,
-                              config.seed))
+    figures.update(
+        likelihood(signatures, x_test[: config.iwae_examples], config.iwae_k, config.seed)
+    )
 
     decode = signatures[Signature.DECODE]
-    recon = np.concatenate(
-        batched(lambda c: decode(z=tf.constant(c))["images"].numpy(), mu, 1000)
-    )
+    recon = np.concatenate(batched(lambda c: decode(z=tf.constant(c))["images"].numpy(), mu, 1000))
     recon_probs, _ = classify(classifier, recon)
     figures["reconstruction_class_kept"] = round(
         sample_quality.class_kept_share(recon_probs, y_test), 4
     )
 
     out = signatures[Signature.SAMPLE](
-        count=tf.constant(config.samples), seed=tf.constant(config.seed, tf.int64),
+        count=tf.constant(config.samples),
+        seed=tf.constant(config.seed, tf.int64),
         temperature=tf.constant(1.0),
     )
     samples = out["images"].numpy()
@@ -103,7 +103,8 @@ def evaluate_signatures(
             out = signatures[Signature.SAMPLE_DIGIT](
                 count=tf.constant(config.samples_per_digit),
                 seed=tf.constant(config.seed + digit, tf.int64),
-                temperature=tf.constant(1.0), digit=tf.constant(digit),
+                temperature=tf.constant(1.0),
+                digit=tf.constant(digit),
             )
             images = out["images"].numpy()
             digit_probs, _ = classify(classifier, images)
@@ -148,6 +149,8 @@ def format_figures(figures: dict[str, Any]) -> str:
         f"  reconstructions keeping their class: {figures['reconstruction_class_kept']:.1%}",
     ]
     if "digit_accuracy" in figures:
-        lines.append(f"  digit-conditional samples of the right digit (worst digit): "
-                     f"{figures['digit_accuracy_min']:.1%}")
+        lines.append(
+            f"  digit-conditional samples of the right digit (worst digit): "
+            f"{figures['digit_accuracy_min']:.1%}"
+        )
     return "Evaluation:\n" + "\n".join(lines)

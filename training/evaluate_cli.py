@@ -24,12 +24,16 @@ def main(argv: list[str] | None = None) -> int:
         description="Evaluate a published model version again (it is never changed: the figures "
         "are printed, and written with the pictures to --output).",
     )
-    parser.add_argument("--model-dir", type=Path, default=Path("model"),
-                        help="base folder holding vae/<version>/")
+    parser.add_argument(
+        "--model-dir", type=Path, default=Path("model"), help="base folder holding vae/<version>/"
+    )
     parser.add_argument("--version", type=int, help="version to evaluate (default: newest)")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    parser.add_argument("--output", type=Path,
-                        help="write evaluation.json and report/*.png here (default: print only)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="write evaluation.json and report/*.png here (default: print only)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the evaluation's draws")
     parser.add_argument("--no-pictures", action="store_true")
     add_evaluation_options(parser)
@@ -50,9 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     from training.data import load_mnist, to_float
     from training.evaluate import EvalConfig, evaluate, format_figures
 
-    config = EvalConfig(iwae_k=args.iwae_k, iwae_examples=args.iwae_examples,
-                        samples=args.eval_samples, samples_per_digit=args.samples_per_digit,
-                        seed=args.seed, pictures=not args.no_pictures)
+    config = EvalConfig(
+        iwae_k=args.iwae_k,
+        iwae_examples=args.iwae_examples,
+        samples=args.eval_samples,
+        samples_per_digit=args.samples_per_digit,
+        seed=args.seed,
+        pictures=not args.no_pictures,
+    )
     try:
         mnist = load_mnist(args.data_dir)
     except DataError as error:
@@ -62,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     history = json.loads((version_dir / METADATA_FILE).read_text()).get("history", {})
     signatures = tf.saved_model.load(str(version_dir)).signatures
     print(f"Evaluating {version_dir}", flush=True)
-    figures = evaluate(signatures, to_float(mnist.x_test), mnist.y_test, config, args.output,
-                       history)
+    figures = evaluate(
+        signatures, to_float(mnist.x_test), mnist.y_test, config, args.output, history
+    )
     print(format_figures(figures), flush=True)
     if args.output is not None:
         args.output.mkdir(parents=True, exist_ok=True)

@@ -69,7 +69,8 @@ def build_archive(
     archive.track(decoder)
     # The first endpoint also becomes "serving_default" (what TF Serving calls by default).
     archive.add_endpoint(
-        Signature.DECODE, decode,
+        Signature.DECODE,
+        decode,
         [tf.TensorSpec([None, vae.preset.latent_dim], tf.float32, name="z")],
     )
     archive.add_endpoint(Signature.ENCODE, encode, [images_spec])
@@ -85,12 +86,14 @@ def build_archive(
         ],
     )
     archive.add_endpoint(
-        Signature.LOG_WEIGHTS, log_weights,
+        Signature.LOG_WEIGHTS,
+        log_weights,
         [images_spec, tf.TensorSpec([], tf.int32, name="samples"), seed],
     )
     if digit_prior is not None:
         archive.add_endpoint(
-            Signature.SAMPLE_DIGIT, sample_digit,
+            Signature.SAMPLE_DIGIT,
+            sample_digit,
             [count, seed, temperature, tf.TensorSpec([], tf.int32, name="digit")],
         )
     return archive

@@ -27,9 +27,7 @@ def bernoulli_log_likelihood(images: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
 
 def gaussian_log_density(z: tf.Tensor, mu: tf.Tensor, log_var: tf.Tensor) -> tf.Tensor:
     """log N(z; μ, diag exp γ), γ = log σ², summed over the last axis."""
-    return -0.5 * tf.reduce_sum(
-        tf.square(z - mu) * tf.exp(-log_var) + log_var + LOG_2PI, axis=-1
-    )
+    return -0.5 * tf.reduce_sum(tf.square(z - mu) * tf.exp(-log_var) + log_var + LOG_2PI, axis=-1)
 
 
 def negative_elbo_terms(
@@ -71,7 +69,8 @@ def importance_log_weights(
     logits = decoder(tf.reshape(z, [-1, tf.shape(mu)[1]]), training=False)
     logits = tf.reshape(logits, tf.concat([tf.shape(z)[:2], IMAGE_SHAPE], axis=0))
     log_w = (
-        bernoulli_log_likelihood(images, logits) + log_prior(z)
+        bernoulli_log_likelihood(images, logits)
+        + log_prior(z)
         - gaussian_log_density(z, mu, log_var)
     )
     return tf.transpose(log_w)
@@ -86,9 +85,9 @@ def build_encoder(preset: Preset) -> keras.Model:
             units, activation="elu", kernel_initializer="he_normal", name=f"enc_hidden{i + 1}"
         )(h)
     mu = keras.layers.Dense(preset.latent_dim, kernel_initializer="he_normal", name="mu")(h)
-    log_var = keras.layers.Dense(
-        preset.latent_dim, kernel_initializer="he_normal", name="log_var"
-    )(h)
+    log_var = keras.layers.Dense(preset.latent_dim, kernel_initializer="he_normal", name="log_var")(
+        h
+    )
     return keras.Model(images, [mu, log_var], name="encoder")
 
 

@@ -77,8 +77,9 @@ class Preset(BaseModel):
         unknown = set(changes) - set(type(self).model_fields)
         if unknown:
             raise PresetError(f"unknown hyperparameter(s): {', '.join(sorted(unknown))}")
-        return make_preset(**{**self.to_dict(), **{k: v for k, v in changes.items()
-                                                    if v is not None}})
+        return make_preset(
+            **{**self.to_dict(), **{k: v for k, v in changes.items() if v is not None}}
+        )
 
     def fingerprint(self, **extra: Any) -> str:
         """A short hash of every hyperparameter (and ``extra``, e.g. the training-set size):
@@ -118,8 +119,15 @@ PRESETS: dict[str, Preset] = {
         jit_compile=True,
     ),
     # A few seconds of training for tests and smoke runs; same code path as the others.
-    "tiny": make_preset(name="tiny", epochs=2, batch_size=256, hidden=(256, 256),
-                        prior=PriorKind.FITTED, components_per_digit=3, jit_compile=True),
+    "tiny": make_preset(
+        name="tiny",
+        epochs=2,
+        batch_size=256,
+        hidden=(256, 256),
+        prior=PriorKind.FITTED,
+        components_per_digit=3,
+        jit_compile=True,
+    ),
 }
 DEFAULT_PRESET = "default"
 
@@ -129,6 +137,4 @@ def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
-        raise PresetError(
-            f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}"
-        ) from None
+        raise PresetError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None

@@ -119,8 +119,10 @@ class Sampler:
         digits = tf.cast(digits, tf.int32)
         top = 9 if self.digit_prior is not None else ANY_DIGIT
         message = f"digits must be -1..{top}"
-        checks = [tf.debugging.assert_less_equal(digits, top, message=message),
-                  tf.debugging.assert_greater_equal(digits, ANY_DIGIT, message=message)]
+        checks = [
+            tf.debugging.assert_less_equal(digits, top, message=message),
+            tf.debugging.assert_greater_equal(digits, ANY_DIGIT, message=message),
+        ]
         with tf.control_dependencies(checks):  # fail with this message, before any gather
             digits = tf.identity(digits)
         u, epsilon = row_noise(seeds, indices, means.shape[1])

@@ -22,8 +22,10 @@ def tile(images: np.ndarray, nrow: int, pad: int = 2) -> np.ndarray:
     canvas = np.zeros((rows * (h + pad) + pad, nrow * (w + pad) + pad), np.float32)
     for i, image in enumerate(images):
         r, c = divmod(i, nrow)
-        canvas[pad + r * (h + pad) : pad + r * (h + pad) + h,
-               pad + c * (w + pad) : pad + c * (w + pad) + w] = image
+        canvas[
+            pad + r * (h + pad) : pad + r * (h + pad) + h,
+            pad + c * (w + pad) : pad + c * (w + pad) + w,
+        ] = image
     return canvas
 
 
@@ -68,8 +70,9 @@ def training_curves(path: Path, history: dict[str, list[float]]) -> Path | None:
     if not history.get("loss"):
         return None
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-    for ax, key, title in zip(axes, ("loss", "reconstruction", "kl"),
-                              ("−ELBO", "reconstruction", "KL"), strict=True):
+    for ax, key, title in zip(
+        axes, ("loss", "reconstruction", "kl"), ("−ELBO", "reconstruction", "KL"), strict=True
+    ):
         epochs = range(1, len(history[key]) + 1)
         ax.plot(epochs, history[key], label="train")
         ax.plot(epochs, history.get(f"val_{key}", []), label="test")
@@ -82,22 +85,42 @@ def training_curves(path: Path, history: dict[str, list[float]]) -> Path | None:
     return path
 
 
-def draw_all(folder: Path, signatures, x_test: np.ndarray, y_test: np.ndarray,
-             arrays: dict[str, np.ndarray], history: dict[str, list[float]]) -> list[Path]:
+def draw_all(
+    folder: Path,
+    signatures,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    arrays: dict[str, np.ndarray],
+    history: dict[str, list[float]],
+) -> list[Path]:
     """Every picture of the report, into ``folder/report/``; returns their paths."""
     out = Path(folder) / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     pairs = np.concatenate([x_test[:16], arrays["recon"][:16]])
     written = [
         save_grid(out / "samples.png", arrays["samples"][:64], 8, "Random samples"),
-        save_grid(out / "reconstructions.png", pairs, 16,
-                  "Test digits (top) and their reconstructions (bottom)"),
-        save_grid(out / "traversal.png", traversal(signatures, arrays["mu"]), 9,
-                  "Latent traversal: one dimension per row"),
+        save_grid(
+            out / "reconstructions.png",
+            pairs,
+            16,
+            "Test digits (top) and their reconstructions (bottom)",
+        ),
+        save_grid(
+            out / "traversal.png",
+            traversal(signatures, arrays["mu"]),
+            9,
+            "Latent traversal: one dimension per row",
+        ),
         latent_map(out / "latent_map.png", arrays["mu"], y_test),
     ]
     if "digits" in arrays:
-        written.append(save_grid(out / "digits.png", arrays["digits"].reshape(-1, 28, 28), 10,
-                                 "Digit-conditional samples: one digit per row"))
+        written.append(
+            save_grid(
+                out / "digits.png",
+                arrays["digits"].reshape(-1, 28, 28),
+                10,
+                "Digit-conditional samples: one digit per row",
+            )
+        )
     curves = training_curves(out / "training_curves.png", history)
     return written + ([curves] if curves else [])

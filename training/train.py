@@ -53,7 +53,10 @@ class RunPaths:
 
     @classmethod
     def for_run(
-        cls, model_dir: Path | str, preset: Preset, train_limit: int | None,
+        cls,
+        model_dir: Path | str,
+        preset: Preset,
+        train_limit: int | None,
         worker: str | None = None,
     ) -> RunPaths:
         key = f"{preset.name}-{preset.fingerprint(train_limit=train_limit)}"
@@ -77,11 +80,16 @@ class RunPaths:
         """One line on what ``--resume`` will do with this run's checkpoint."""
         if self.has_checkpoint():
             done = json.loads(self.checkpoint_state.read_text())["epoch"]
-            return (f"Resuming from the checkpoint in {self.checkpoints} "
-                    f"({done} of {epochs} epochs done)")
+            return (
+                f"Resuming from the checkpoint in {self.checkpoints} "
+                f"({done} of {epochs} epochs done)"
+            )
         name = self.key.rsplit("-", 1)[0]
-        others = sorted(p.name for p in self.checkpoints.parent.glob(f"{name}-*")
-                        if p.is_dir() and not p.name.startswith(self.key))
+        others = sorted(
+            p.name
+            for p in self.checkpoints.parent.glob(f"{name}-*")
+            if p.is_dir() and not p.name.startswith(self.key)
+        )
         note = f" ({', '.join(others)}: other configurations, not used)" if others else ""
         return f"No checkpoint of this configuration yet{note}; training from the start"
 
@@ -218,8 +226,7 @@ def fit_priors(
     preset = vae.preset
     digit_prior = None
     if preset.components_per_digit > 0:
-        digit_prior = priors.fit_per_digit(codes, y_train, preset.components_per_digit,
-                                           preset.seed)
+        digit_prior = priors.fit_per_digit(codes, y_train, preset.components_per_digit, preset.seed)
     if preset.prior is PriorKind.FITTED:
         assert digit_prior is not None  # the preset guarantees components_per_digit > 0
         return digit_prior, digit_prior
@@ -258,10 +265,10 @@ def export_version(
         log.info("explorer references computed in %.1f s", time.perf_counter() - started)
         figures = {}
         if evaluation is not None:
-            print("Evaluating the export before publishing it (--no-eval skips this)",
-                  flush=True)
-            figures = evaluate(signatures, x_test, mnist.y_test, evaluation, staging,
-                               trained.history)
+            print("Evaluating the export before publishing it (--no-eval skips this)", flush=True)
+            figures = evaluate(
+                signatures, x_test, mnist.y_test, evaluation, staging, trained.history
+            )
         metadata = ModelMetadata(
             preset=preset.name,
             hyperparameters=preset.to_dict(),
@@ -327,8 +334,11 @@ def train(
     # "Trying to access resource ... located in device CPU:1 from device CPU:0").
     jit = preset.jit_compile and replicas == 1
     if preset.jit_compile and not jit and chief:
-        print(f"{replicas} replicas: XLA compilation off (it does not combine with "
-              "tf.distribute strategies)", flush=True)
+        print(
+            f"{replicas} replicas: XLA compilation off (it does not combine with "
+            "tf.distribute strategies)",
+            flush=True,
+        )
     with strategy.scope():
         vae = build_vae(preset, math.ceil(len(x_train) / preset.batch_size), jit_compile=jit)
     started = time.perf_counter()
@@ -340,8 +350,14 @@ def train(
     trained_vae = vae if replicas == 1 else single_device_copy(vae)
     codes = trained_vae.encoder.predict(x_train, batch_size=TEST_BATCH, verbose=0)[0]
     prior, digit_prior = fit_priors(trained_vae, codes, y_train)
-    trained = Trained(trained_vae, prior, digit_prior, codes, read_history(paths.history_csv),
-                      time.perf_counter() - started)
+    trained = Trained(
+        trained_vae,
+        prior,
+        digit_prior,
+        codes,
+        read_history(paths.history_csv),
+        time.perf_counter() - started,
+    )
 
     version_dir = export_version(model_dir, trained, mnist, len(x_train), evaluation)
     shutil.rmtree(paths.checkpoints, ignore_errors=True)  # published: nothing to resume

@@ -23,8 +23,12 @@ def warmup_requests(
 ) -> dict[Signature, dict[str, np.ndarray]]:
     """Two rows (or one image, for log_weights) per signature, with the dtypes it declares."""
     images = np.zeros((2, *IMAGE_SHAPE), np.float32)
-    scalars = {"count": np.int32(2), "seed": np.int64(0), "temperature": np.float32(1.0)}
-    requests = {
+    scalars: dict[str, np.ndarray] = {
+        "count": np.array(2, np.int32),
+        "seed": np.array(0, np.int64),
+        "temperature": np.array(1.0, np.float32),
+    }
+    requests: dict[Signature, dict[str, np.ndarray]] = {
         Signature.DECODE: {"z": np.zeros((2, latent_dim), np.float32)},
         Signature.ENCODE: {"images": images},
         Signature.SAMPLE: scalars,
@@ -35,11 +39,14 @@ def warmup_requests(
             "digits": np.full(2, ANY_DIGIT, np.int32),
         },
         # As the service scores an image: the score reference's samples and seed.
-        Signature.LOG_WEIGHTS: {"images": images[:1], "samples": np.int32(SCORE_SAMPLES),
-                                "seed": np.int64(SCORE_SEED)},
+        Signature.LOG_WEIGHTS: {
+            "images": images[:1],
+            "samples": np.array(SCORE_SAMPLES, np.int32),
+            "seed": np.array(SCORE_SEED, np.int64),
+        },
     }
     if supports_digit:
-        requests[Signature.SAMPLE_DIGIT] = {**scalars, "digit": np.int32(0)}
+        requests[Signature.SAMPLE_DIGIT] = {**scalars, "digit": np.array(0, np.int32)}
     return requests
 
 

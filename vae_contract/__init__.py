@@ -56,7 +56,10 @@ class Signature(StrEnum):
 
 SERVING_DEFAULT = "serving_default"  # TensorFlow Serving's default signature: ``decode``
 REQUIRED_SIGNATURES = (
-    Signature.DECODE, Signature.ENCODE, Signature.SAMPLE_BATCH, Signature.LOG_WEIGHTS
+    Signature.DECODE,
+    Signature.ENCODE,
+    Signature.SAMPLE_BATCH,
+    Signature.LOG_WEIGHTS,
 )
 
 
@@ -130,7 +133,8 @@ class ScoreReference(_Strict):
     seed: int
     examples: int = Field(ge=1, description="Test digits scored")
     percentiles: list[float] = Field(
-        min_length=101, max_length=101,
+        min_length=101,
+        max_length=101,
         description="IWAE estimate of log p(x) at the 0th, 1st, ..., 100th percentile",
     )
 

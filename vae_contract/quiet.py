@@ -63,7 +63,9 @@ def filtered_stderr(noise: re.Pattern[str]) -> Iterator[None]:
     sys.stderr.flush()
     saved = os.dup(2)
     lines = subprocess.Popen(
-        [sys.executable, "-c", _FILTER, noise.pattern], stdin=subprocess.PIPE, stdout=saved,
+        [sys.executable, "-c", _FILTER, noise.pattern],
+        stdin=subprocess.PIPE,
+        stdout=saved,
         stderr=saved,
     )
     assert lines.stdin is not None

@@ -142,8 +142,9 @@ async def decode(
 async def encode(
     file: Annotated[
         list[UploadFile],
-        File(description="One or more digit images (PNG, JPEG, GIF, BMP, WebP, TIFF)",
-             min_length=1),
+        File(
+            description="One or more digit images (PNG, JPEG, GIF, BMP, WebP, TIFF)", min_length=1
+        ),
     ],
     model: ModelDep,
 ) -> Response:
@@ -152,10 +153,12 @@ async def encode(
     dark-on-light inverted, cropped to the digit, fitted in 20×20, centred by mass in 28×28."""
     check_rows(len(file), ["body", "file"], model.settings)
     async with model.admission.admit(len(file), "encode"):
-        batch = [await load_upload(model.uploads, upload, index)
-                 for index, upload in enumerate(file)]
-        return await model.servable.run(Signature.ENCODE, {"images": np.stack(batch)},
-                                        EncodeAnswer())
+        batch = [
+            await load_upload(model.uploads, upload, index) for index, upload in enumerate(file)
+        ]
+        return await model.servable.run(
+            Signature.ENCODE, {"images": np.stack(batch)}, EncodeAnswer()
+        )
 
 
 async def load_upload(uploads: UploadDecoder, upload: UploadFile, index: int) -> np.ndarray:

@@ -67,11 +67,16 @@ FORM_FIELD_BYTES = 65536
 PICTURE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.png$"
 
 UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": Problem, "description": "Not parseable as JSON or as a multipart form, or "
-          "too many parts"},
+    400: {
+        "model": Problem,
+        "description": "Not parseable as JSON or as a multipart form, or too many parts",
+    },
     413: {"model": Problem, "description": "Upload or image too large"},
-    415: {"model": Problem, "description": "Not an image in an accepted format, or a body "
-          "that is neither JSON nor multipart/form-data"},
+    415: {
+        "model": Problem,
+        "description": "Not an image in an accepted format, or a body "
+        "that is neither JSON nor multipart/form-data",
+    },
 }
 
 Body = TypeVar("Body", bound=BaseModel)
@@ -93,12 +98,16 @@ def is_multipart(request: Request) -> bool:
         return True
     if content_type in ("", negotiation.JSON) or content_type.endswith("+json"):
         return False
-    raise HTTPException(415, detail=f"send {negotiation.JSON} (codes or seeds) or {MULTIPART} "
-                                    "(image files in parts named file)")
+    raise HTTPException(
+        415,
+        detail=f"send {negotiation.JSON} (codes or seeds) or {MULTIPART} "
+        "(image files in parts named file)",
+    )
 
 
-def body_errors(error: ValidationError, prefix: tuple[str, ...] = ("body",)
-                ) -> RequestValidationError:
+def body_errors(
+    error: ValidationError, prefix: tuple[str, ...] = ("body",)
+) -> RequestValidationError:
     """A pydantic error as FastAPI's own 422, its locations under ``body``."""
     return RequestValidationError([{**e, "loc": (*prefix, *e["loc"])} for e in error.errors()])
 
@@ -116,8 +125,9 @@ async def read_files(
 ) -> tuple[list[tuple[str, bytes]], Body]:
     """The uploaded files (parts named ``file``: name and bytes, in order) and the other
     fields validated by ``form``. The body's size is bounded upstream (VAE_MAX_UPLOAD_BYTES)."""
-    async with request.form(max_files=max_files, max_fields=FORM_FIELDS,
-                            max_part_size=FORM_FIELD_BYTES) as parts:
+    async with request.form(
+        max_files=max_files, max_fields=FORM_FIELDS, max_part_size=FORM_FIELD_BYTES
+    ) as parts:
         files: list[tuple[str, bytes]] = []
         fields: dict[str, str] = {}
         for key, value in parts.multi_items():
@@ -152,8 +162,9 @@ def check_codes(codes: list[list[float]], latent_dim: int, field: list[str | int
     """Each code has ``latent_dim`` numbers; float32 [N, D]."""
     for row, code in enumerate(codes):
         if len(code) != latent_dim:
-            raise invalid([*field, row],
-                          f"latent code has {len(code)} numbers, the model needs {latent_dim}")
+            raise invalid(
+                [*field, row], f"latent code has {len(code)} numbers, the model needs {latent_dim}"
+            )
     return np.asarray(codes, np.float32)
 
 
@@ -167,26 +178,33 @@ def check_score_work(rows: int, samples: int, field: list[str | int], settings: 
     """Scoring costs a decoder pass per importance sample: at most VAE_MAX_SCORE_SAMPLES."""
     if rows * samples > settings.max_score_samples:
         most = settings.max_score_samples // samples
-        raise invalid(field, f"at most {most} images per request: each is scored with {samples} "
-                             f"importance samples, and VAE_MAX_SCORE_SAMPLES is "
-                             f"{settings.max_score_samples}")
+        raise invalid(
+            field,
+            f"at most {most} images per request: each is scored with {samples} "
+            f"importance samples, and VAE_MAX_SCORE_SAMPLES is "
+            f"{settings.max_score_samples}",
+        )
 
 
 def check_files(files: list[tuple[str, bytes]], low: int, high: int) -> None:
     if not low <= len(files) <= high:
         wanted = f"{low}" if low == high else f"{low} to {high}"
-        raise invalid(["body", "file"], f"send {wanted} files in parts named file, "
-                                        f"not {len(files)}")
+        raise invalid(
+            ["body", "file"], f"send {wanted} files in parts named file, not {len(files)}"
+        )
 
 
-async def log_weights(servable: Servable, batch: np.ndarray, samples: int, seed: int
-                      ) -> np.ndarray:
+async def log_weights(servable: Servable, batch: np.ndarray, samples: int, seed: int) -> np.ndarray:
     """``log_weights`` [N, samples] of the images: one call, whose draws are keyed by the seed
     alone (the contract), so an image scores the same alone or beside others."""
-    outputs = await servable.run(Signature.LOG_WEIGHTS, {
-        "images": batch, "samples": np.array(samples, np.int32),
-        "seed": np.array(seed, np.int64),
-    })
+    outputs = await servable.run(
+        Signature.LOG_WEIGHTS,
+        {
+            "images": batch,
+            "samples": np.array(samples, np.int32),
+            "seed": np.array(seed, np.int64),
+        },
+    )
     return outputs["log_weights"]
 
 
@@ -194,16 +212,31 @@ def request_body(json_model: type[BaseModel], form: dict[str, Any]) -> dict[str,
     """OpenAPI for a body that is JSON or multipart (the docs page offers both)."""
     schema = json_model.model_json_schema()
     examples = schema.pop("examples", [])
-    return {"requestBody": {"required": True, "content": {
-        negotiation.JSON: {"schema": schema,
-                           "examples": {f"example {i + 1}": {"value": v}
-                                        for i, v in enumerate(examples)}},
-        MULTIPART: {"schema": {"type": "object", "required": ["file"], "properties": {
-            "file": {"type": "array", "items": {"type": "string", "format": "binary"},
-                     "description": "Image files (PNG, JPEG, GIF, BMP, WebP, TIFF)"},
-            **form,
-        }}},
-    }}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                negotiation.JSON: {
+                    "schema": schema,
+                    "examples": {f"example {i + 1}": {"value": v} for i, v in enumerate(examples)},
+                },
+                MULTIPART: {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {
+                                "type": "array",
+                                "items": {"type": "string", "format": "binary"},
+                                "description": "Image files (PNG, JPEG, GIF, BMP, WebP, TIFF)",
+                            },
+                            **form,
+                        },
+                    }
+                },
+            },
+        }
+    }
 
 
 # --- endpoints ----------------------------------------------------------------------------------
@@ -213,20 +246,25 @@ def request_body(json_model: type[BaseModel], form: dict[str, Any]) -> dict[str,
     "/v1/reconstruct",
     response_model=ReconstructResponse,
     responses={
-        200: {"content": {negotiation.PNG: {}},
-              "description": "JSON by default; with `Accept: image/png` one PNG: the inputs "
-              "as the model saw them in the top row, their reconstructions below."},
+        200: {
+            "content": {negotiation.PNG: {}},
+            "description": "JSON by default; with `Accept: image/png` one PNG: the inputs "
+            "as the model saw them in the top row, their reconstructions below.",
+        },
         406: {"model": Problem, "description": "Accept allows neither JSON nor PNG"},
         422: {"model": Problem, "description": "Corrupt image, no file, or too many to score"},
-        **UPLOAD_ERRORS, **VERSION_NOT_SERVED, **OVERLOADED,
+        **UPLOAD_ERRORS,
+        **VERSION_NOT_SERVED,
+        **OVERLOADED,
     },
     summary="Follow uploads through the model: input, μ, σ, reconstruction, score",
 )
 async def reconstruct(
     file: Annotated[
         list[UploadFile],
-        File(description="One or more digit images (PNG, JPEG, GIF, BMP, WebP, TIFF)",
-             min_length=1),
+        File(
+            description="One or more digit images (PNG, JPEG, GIF, BMP, WebP, TIFF)", min_length=1
+        ),
     ],
     model: ModelDep,
     request: Request,
@@ -251,11 +289,13 @@ async def reconstruct(
         batch = np.stack([await load_upload(uploads, f, i) for i, f in enumerate(file)])
         encoded = await servable.run(Signature.ENCODE, {"images": batch})
         if kind == negotiation.PNG:
-            return await servable.run(Signature.DECODE, {"z": encoded["mu"]},
-                                      PairsAnswer(batch, scale))
+            return await servable.run(
+                Signature.DECODE, {"z": encoded["mu"]}, PairsAnswer(batch, scale)
+            )
         weights = await log_weights(servable, batch, samples, seed)
-        answer = ReconstructAnswer(samples, seed, reference, inputs=batch, encoded=encoded,
-                                   log_weights=weights)
+        answer = ReconstructAnswer(
+            samples, seed, reference, inputs=batch, encoded=encoded, log_weights=weights
+        )
         return await servable.run(Signature.DECODE, {"z": encoded["mu"]}, answer)
 
 
@@ -264,10 +304,13 @@ async def reconstruct(
     response_model=InterpolateResponse,
     responses={**IMAGES_RESPONSES, **UPLOAD_ERRORS},
     summary="Decode the path between two digits",
-    openapi_extra=request_body(InterpolateRequest, {
-        "steps": {"type": "integer", "minimum": 2, "default": 8},
-        "method": {"type": "string", "enum": ["linear", "spherical"], "default": "linear"},
-    }),
+    openapi_extra=request_body(
+        InterpolateRequest,
+        {
+            "steps": {"type": "integer", "minimum": 2, "default": 8},
+            "method": {"type": "string", "enum": ["linear", "spherical"], "default": "linear"},
+        },
+    ),
 )
 async def interpolate(
     request: Request,
@@ -300,28 +343,35 @@ async def interpolate(
     if body is not None and body.latents is not None:
         codes = check_codes(body.latents, servable.model.latent_dim, ["body", "latents"])
     if body is not None and body.digits is not None and not servable.model.supports_digit:
-        raise invalid(["body", "digits"], "this model cannot generate a chosen digit "
-                                          "(supports_digit is false in GET /v1/model)")
+        raise invalid(
+            ["body", "digits"],
+            "this model cannot generate a chosen digit (supports_digit is false in GET /v1/model)",
+        )
     async with admission.admit(steps, "interpolate"):
         if files:
-            ends = (await servable.run(Signature.ENCODE,
-                                       {"images": await load_files(uploads, files)}))["mu"]
+            ends = (
+                await servable.run(Signature.ENCODE, {"images": await load_files(uploads, files)})
+            )["mu"]
         elif codes is None:
             assert body is not None and body.seeds is not None
             ends = await seed_codes(servable, body.seeds, body.digits, body.temperature)
         else:
             ends = codes
         path = latent.interpolate(ends[0], ends[1], steps, method)
-        answer = PathAnswer(kind, "interpolate", nrow or steps, scale, latents=path,
-                            extra={"method": method})
+        answer = PathAnswer(
+            kind, "interpolate", nrow or steps, scale, latents=path, extra={"method": method}
+        )
         return await servable.run(Signature.DECODE, {"z": path}, answer)
 
 
-async def seed_codes(servable: Servable, seeds: list[int], digits: list[int | None] | None,
-                     temperature: float) -> np.ndarray:
+async def seed_codes(
+    servable: Servable, seeds: list[int], digits: list[int | None] | None, temperature: float
+) -> np.ndarray:
     """The codes of image 0 of each seed, as ``/v1/generate`` draws them: [2, D]."""
-    rows = [sample_rows(1, seed, temperature, digit)
-            for seed, digit in zip(seeds, digits or [None] * len(seeds), strict=True)]
+    rows = [
+        sample_rows(1, seed, temperature, digit)
+        for seed, digit in zip(seeds, digits or [None] * len(seeds), strict=True)
+    ]
     inputs = {name: np.concatenate([r[name] for r in rows]) for name in rows[0]}
     return (await servable.run(Signature.SAMPLE_BATCH, inputs))["latents"]
 
@@ -352,8 +402,10 @@ async def traverse(
     if body.axis >= vae.latent_dim:
         raise invalid(["body", "axis"], f"axis must be below latent_dim ({vae.latent_dim})")
     if body.basis == "principal" and axes is None:
-        raise invalid(["body", "basis"], "this model was exported without latent_axes: use "
-                                         '"basis": "dimension"')
+        raise invalid(
+            ["body", "basis"],
+            'this model was exported without latent_axes: use "basis": "dimension"',
+        )
     if body.latent is not None:
         start = check_codes([body.latent], vae.latent_dim, ["body", "latent"])[0]
     elif axes is not None:
@@ -363,9 +415,14 @@ async def traverse(
     unit, spread = latent.direction(axes, body.basis, body.axis, vae.latent_dim)
     low, high = body.range
     offsets, codes = latent.traverse(start, unit, spread, low, high, body.steps)
-    answer = PathAnswer(kind, "traverse", nrow or body.steps, scale, latents=codes,
-                        extra={"offsets": [round(float(o), 6) for o in offsets],
-                               "sigma": round(spread, 6)})
+    answer = PathAnswer(
+        kind,
+        "traverse",
+        nrow or body.steps,
+        scale,
+        latents=codes,
+        extra={"offsets": [round(float(o), 6) for o in offsets], "sigma": round(spread, 6)},
+    )
     async with admission.admit(body.steps, "traverse"):
         return await servable.run(Signature.DECODE, {"z": codes}, answer)
 
@@ -376,7 +433,9 @@ async def traverse(
     responses={
         406: {"model": Problem, "description": "Accept does not allow JSON"},
         422: {"model": Problem, "description": "Invalid input; the message names the field"},
-        **UPLOAD_ERRORS, **VERSION_NOT_SERVED, **OVERLOADED,
+        **UPLOAD_ERRORS,
+        **VERSION_NOT_SERVED,
+        **OVERLOADED,
     },
     summary="How digit-like: log p(x) and its percentile among test digits",
     openapi_extra=request_body(ScoreRequest, {}),
@@ -425,8 +484,12 @@ def report_folder(served: ServedDep, servable: Servable) -> Path:
     return served.base / str(servable.version) / REPORT_DIR
 
 
-@router.get("/v1/model/report", response_model=ReportPictures, tags=["model"],
-            responses={**VERSION_NOT_SERVED, **OVERLOADED})
+@router.get(
+    "/v1/model/report",
+    response_model=ReportPictures,
+    tags=["model"],
+    responses={**VERSION_NOT_SERVED, **OVERLOADED},
+)
 async def report_pictures(model: ModelDep, served: ServedDep) -> dict[str, Any]:
     """The pictures the evaluation drew for the served version (or `?version=`): random
     samples, reconstructions, the latent map, a traversal, per-digit samples, curves."""
@@ -440,9 +503,11 @@ async def report_pictures(model: ModelDep, served: ServedDep) -> dict[str, Any]:
     "/v1/model/report/{name}",
     tags=["model"],
     response_class=FileResponse,
-    responses={200: {"content": {negotiation.PNG: {}}, "description": "The picture"},
-               404: {"model": Problem, "description": "No such picture"},
-               **OVERLOADED},
+    responses={
+        200: {"content": {negotiation.PNG: {}}, "description": "The picture"},
+        404: {"model": Problem, "description": "No such picture"},
+        **OVERLOADED,
+    },
 )
 async def report_picture(
     name: Annotated[str, PathParam(pattern=PICTURE_NAME, description="e.g. samples.png")],
@@ -454,7 +519,11 @@ async def report_picture(
     servable = model.servable
     path = report_folder(served, servable) / name
     if not path.is_file():
-        raise HTTPException(404, detail=f"version {servable.version} has no report picture "
-                                        f"{name!r}; GET /v1/model/report lists them")
-    return FileResponse(path, media_type=negotiation.PNG,
-                        headers={"X-Content-Type-Options": "nosniff"})
+        raise HTTPException(
+            404,
+            detail=f"version {servable.version} has no report picture "
+            f"{name!r}; GET /v1/model/report lists them",
+        )
+    return FileResponse(
+        path, media_type=negotiation.PNG, headers={"X-Content-Type-Options": "nosniff"}
+    )

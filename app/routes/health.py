@@ -27,8 +27,11 @@ async def readyz(served: ServedDep) -> Any:
     if not served.ready:
         raise Unavailable(f"model not ready: {served.why_not_ready}")
     servable = served.get()
-    return {"status": "ready", "version": servable.version,
-            "device": "GPU" if "GPU" in servable.model.device.upper() else "CPU"}
+    return {
+        "status": "ready",
+        "version": servable.version,
+        "device": "GPU" if "GPU" in servable.model.device.upper() else "CPU",
+    }
 
 
 @router.get("/metrics", include_in_schema=False)

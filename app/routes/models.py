@@ -41,8 +41,9 @@ class ModelNameConvertor(StringConvertor):
 
 
 register_url_convertor("model", ModelNameConvertor())
-ModelName = Annotated[str, Path(pattern=f"^{ModelNameConvertor.regex}$",
-                                description="The model's name: vae")]
+ModelName = Annotated[
+    str, Path(pattern=f"^{ModelNameConvertor.regex}$", description="The model's name: vae")
+]
 
 TF_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": TFServingError, "description": "Bad input (TensorFlow Serving's message)"},
@@ -54,15 +55,25 @@ PREDICT_EXAMPLES = {
         "value": {"instances": [[0.0] * 20]},
     },
     "columnar format (inputs), sample_batch": {
-        "value": {"signature_name": "sample_batch", "inputs": {
-            "seeds": [7, 7], "indices": [0, 1], "temperatures": [1.0, 1.0], "digits": [-1, 3],
-        }},
+        "value": {
+            "signature_name": "sample_batch",
+            "inputs": {
+                "seeds": [7, 7],
+                "indices": [0, 1],
+                "temperatures": [1.0, 1.0],
+                "digits": [-1, 3],
+            },
+        },
     },
 }
 
 
-@router.get("/v1/model", response_model=ModelInfo, tags=["model"],
-            responses={**VERSION_NOT_SERVED, **OVERLOADED})
+@router.get(
+    "/v1/model",
+    response_model=ModelInfo,
+    tags=["model"],
+    responses={**VERSION_NOT_SERVED, **OVERLOADED},
+)
 async def model_info(model: ModelDep, served: ServedDep) -> dict[str, Any]:
     """The served model (or `?version=`): its metadata.json (preset, hyperparameters, test
     figures, evaluation), latent size, device, signatures, every version's state, and the
@@ -98,8 +109,11 @@ async def model_status(model_name: ModelName, runtime: RuntimeDep) -> Response:
     return _status(model_name, None, runtime)
 
 
-@router.get("/v1/models/{model_name:model}/versions/{version:int}", tags=["TensorFlow Serving"],
-            responses=TF_ERRORS)
+@router.get(
+    "/v1/models/{model_name:model}/versions/{version:int}",
+    tags=["TensorFlow Serving"],
+    responses=TF_ERRORS,
+)
 async def model_version_status(
     model_name: ModelName, version: int, runtime: RuntimeDep
 ) -> Response:
@@ -117,16 +131,20 @@ def _status(name: str, version: int | None, runtime: RuntimeDep) -> Response:
     return json_response(status_json(statuses))
 
 
-@router.get("/v1/models/{model_name:model}/metadata", tags=["TensorFlow Serving"],
-            responses=TF_ERRORS)
+@router.get(
+    "/v1/models/{model_name:model}/metadata", tags=["TensorFlow Serving"], responses=TF_ERRORS
+)
 async def model_metadata(model_name: ModelName, runtime: RuntimeDep) -> Response:
     """The SavedModel's signature_def map, as TensorFlow Serving's GetModelMetadata prints
     it."""
     return _metadata(model_name, None, runtime)
 
 
-@router.get("/v1/models/{model_name:model}/versions/{version:int}/metadata",
-            tags=["TensorFlow Serving"], responses=TF_ERRORS)
+@router.get(
+    "/v1/models/{model_name:model}/versions/{version:int}/metadata",
+    tags=["TensorFlow Serving"],
+    responses=TF_ERRORS,
+)
 async def model_version_metadata(
     model_name: ModelName, version: int, runtime: RuntimeDep
 ) -> Response:
@@ -150,25 +168,31 @@ def _metadata(name: str, version: int | None, runtime: RuntimeDep) -> Response:
 PREDICT_BODY = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {
-            "schema": {
-                "type": "object",
-                "properties": {
-                    "signature_name": {"type": "string", "default": "serving_default"},
-                    "instances": {"description": "Row format: one item per example"},
-                    "inputs": {"description": "Columnar format: one tensor per named input"},
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "signature_name": {"type": "string", "default": "serving_default"},
+                        "instances": {"description": "Row format: one item per example"},
+                        "inputs": {"description": "Columnar format: one tensor per named input"},
+                    },
+                    # One of the two formats, not both (TensorFlow Serving's rule).
+                    "oneOf": [{"required": ["instances"]}, {"required": ["inputs"]}],
                 },
-                # One of the two formats, not both (TensorFlow Serving's rule).
-                "oneOf": [{"required": ["instances"]}, {"required": ["inputs"]}],
-            },
-            "examples": PREDICT_EXAMPLES,
-        }},
+                "examples": PREDICT_EXAMPLES,
+            }
+        },
     },
 }
 
 
-@router.post("/v1/models/{model_name:model}:predict", tags=["TensorFlow Serving"],
-             responses=TF_ERRORS, openapi_extra=PREDICT_BODY)
+@router.post(
+    "/v1/models/{model_name:model}:predict",
+    tags=["TensorFlow Serving"],
+    responses=TF_ERRORS,
+    openapi_extra=PREDICT_BODY,
+)
 async def predict(model_name: ModelName, request: Request, runtime: RuntimeDep) -> Response:
     """Run a signature (default `serving_default` = decode) on inputs in row (`instances`)
     or columnar (`inputs`) format; answers `predictions` or `outputs`, as TensorFlow
@@ -176,8 +200,12 @@ async def predict(model_name: ModelName, request: Request, runtime: RuntimeDep) 
     return await _predict(model_name, None, request, runtime)
 
 
-@router.post("/v1/models/{model_name:model}/versions/{version:int}:predict",
-             tags=["TensorFlow Serving"], responses=TF_ERRORS, openapi_extra=PREDICT_BODY)
+@router.post(
+    "/v1/models/{model_name:model}/versions/{version:int}:predict",
+    tags=["TensorFlow Serving"],
+    responses=TF_ERRORS,
+    openapi_extra=PREDICT_BODY,
+)
 async def predict_version(
     model_name: ModelName, version: int, request: Request, runtime: RuntimeDep
 ) -> Response:
@@ -185,16 +213,19 @@ async def predict_version(
     return await _predict(model_name, version, request, runtime)
 
 
-async def _predict(name: str, version: int | None, request: Request,
-                   runtime: RuntimeDep) -> Response:
+async def _predict(
+    name: str, version: int | None, request: Request, runtime: RuntimeDep
+) -> Response:
     try:
         _check_name(name, version)
         document = parse_json(await request.body())
         with runtime.served.lease(version) as servable:
             parsed = parse_predict(document, servable.model.signatures)
             if parsed.rows > runtime.settings.max_batch:
-                raise ServingError(400, f"at most {runtime.settings.max_batch} examples per "
-                                        "request (VAE_MAX_BATCH)")
+                raise ServingError(
+                    400,
+                    f"at most {runtime.settings.max_batch} examples per request (VAE_MAX_BATCH)",
+                )
             async with runtime.admission.admit(parsed.rows, "predict"):
                 body = await servable.run(
                     parsed.signature_name, parsed.inputs, PredictAnswer(parsed.row_format)
@@ -207,9 +238,9 @@ async def _predict(name: str, version: int | None, request: Request,
     except Unavailable as unavailable:
         return tf_error(ServingError(503, unavailable.message))
     except Overloaded as overloaded:
-        return tf_error(ServingError(503, overloaded.message),
-                        {"Retry-After": str(overloaded.retry_after)})
+        return tf_error(
+            ServingError(503, overloaded.message), {"Retry-After": str(overloaded.retry_after)}
+        )
     except InvalidInput as refused:
         return tf_error(ServingError(400, refused.message))
-    return Response(body, media_type="application/json",
-                    headers={"X-Model-Version": str(version)})
+    return Response(body, media_type="application/json", headers={"X-Model-Version": str(version)})

@@ -69,23 +69,28 @@ def script_hashes(html: str) -> str:
 @router.get("/")
 async def explorer() -> Response:
     """The latent explorer (``app/static/index.html``)."""
-    return FileResponse(STATIC_DIR / "index.html", media_type="text/html",
-                        headers={**PAGE_HEADERS, "Content-Security-Policy": EXPLORER_CSP})
+    return FileResponse(
+        STATIC_DIR / "index.html",
+        media_type="text/html",
+        headers={**PAGE_HEADERS, "Content-Security-Policy": EXPLORER_CSP},
+    )
 
 
 @router.get("/docs")
 async def swagger_ui(request: Request) -> Response:
     """Swagger UI, from the vendored bundle."""
     root = request.scope.get("root_path", "").rstrip("/")
-    html = html_of(get_swagger_ui_html(
-        openapi_url=f"{root}{request.app.openapi_url}",
-        title=f"{request.app.title} - Swagger UI",
-        swagger_js_url=f"{root}{VENDOR}/swagger-ui/swagger-ui-bundle.js",
-        swagger_css_url=f"{root}{VENDOR}/swagger-ui/swagger-ui.css",
-        swagger_favicon_url=f"{root}{FAVICON}",
-        # No badge fetched from validator.swagger.io: the page must work offline.
-        swagger_ui_parameters={"validatorUrl": None},
-    ))
+    html = html_of(
+        get_swagger_ui_html(
+            openapi_url=f"{root}{request.app.openapi_url}",
+            title=f"{request.app.title} - Swagger UI",
+            swagger_js_url=f"{root}{VENDOR}/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{VENDOR}/swagger-ui/swagger-ui.css",
+            swagger_favicon_url=f"{root}{FAVICON}",
+            # No badge fetched from validator.swagger.io: the page must work offline.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+    )
     return page(html, f"{DOCS_CSP}; script-src 'self' {script_hashes(html)}")
 
 
@@ -93,13 +98,15 @@ async def swagger_ui(request: Request) -> Response:
 async def redoc(request: Request) -> Response:
     """ReDoc, from the vendored bundle, without Google Fonts."""
     root = request.scope.get("root_path", "").rstrip("/")
-    html = html_of(get_redoc_html(
-        openapi_url=f"{root}{request.app.openapi_url}",
-        title=f"{request.app.title} - ReDoc",
-        redoc_js_url=f"{root}{VENDOR}/redoc/redoc.standalone.js",
-        redoc_favicon_url=f"{root}{FAVICON}",
-        with_google_fonts=False,
-    ))
+    html = html_of(
+        get_redoc_html(
+            openapi_url=f"{root}{request.app.openapi_url}",
+            title=f"{request.app.title} - ReDoc",
+            redoc_js_url=f"{root}{VENDOR}/redoc/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{FAVICON}",
+            with_google_fonts=False,
+        )
+    )
     return page(html, f"{DOCS_CSP}; script-src 'self'")
 
 
