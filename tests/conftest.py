@@ -71,3 +71,14 @@ def classifier():
     from training.classifier import load_classifier
 
     return load_classifier()
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The fast tier (``-m "not slow"``, ``make test-fast``) does not even import a module that
+    is slow as a whole (``pytestmark = pytest.mark.slow``): those import TensorFlow, which
+    alone takes seconds."""
+    if config.getoption("markexpr") != "not slow" or collection_path.suffix != ".py":
+        return None
+    if "\npytestmark = pytest.mark.slow" in collection_path.read_text():
+        return True
+    return None

@@ -48,11 +48,13 @@ def test_parse_idx_rejects_malformed(raw, message):
         data.parse_idx(raw)
 
 
+@pytest.mark.slow  # the whole of real MNIST, read and hashed
 def test_arrays_match_recorded_checksums(mnist):
     assert mnist.x_train.shape == (60000, 28, 28) and mnist.x_test.shape == (10000, 28, 28)
     assert mnist.checksums() == data.ARRAY_SHA256
 
 
+@pytest.mark.slow  # the whole of real MNIST, read and hashed
 def test_raw_idx_directory_loads_and_checks_file_sha256(tmp_path, mnist):
     write_idx_dir(tmp_path, mnist)
     loaded = data.load_mnist(tmp_path)
@@ -66,12 +68,14 @@ def test_raw_idx_directory_loads_and_checks_file_sha256(tmp_path, mnist):
         data.load_mnist(tmp_path)
 
 
+@pytest.mark.slow  # the whole of real MNIST, read and hashed
 def test_gzipped_idx_directory_loads(tmp_path, mnist):
     write_idx_dir(tmp_path, mnist, compress=True)
     loaded = data.from_data_dir(tmp_path)
     np.testing.assert_array_equal(loaded.x_test, mnist.x_test)
 
 
+@pytest.mark.slow  # the whole of real MNIST, read and hashed
 def test_npz_loads_and_a_changed_array_is_a_checksum_error(tmp_path, mnist):
     arrays = {name: getattr(mnist, name) for name in data.ARRAY_SHA256}
     np.savez(tmp_path / "mnist.npz", **arrays)
@@ -83,6 +87,7 @@ def test_npz_loads_and_a_changed_array_is_a_checksum_error(tmp_path, mnist):
         data.load_mnist(tmp_path)
 
 
+@pytest.mark.slow  # the whole of real MNIST, read and hashed
 def test_later_source_is_cached_and_not_fetched_again(tmp_path, mnist):
     calls = []
 

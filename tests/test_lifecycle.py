@@ -19,7 +19,7 @@ from tests.fakes import FakeLoader, make_versions
 
 
 def serve(model_dir, loader=None, **settings) -> TestClient:
-    settings.setdefault("model_poll_seconds", 0.05)
+    settings.setdefault("model_poll_seconds", 0.02)
     app = create_app(Settings(model_dir=model_dir, **settings), loader or FakeLoader())
     return TestClient(app)
 
@@ -66,7 +66,7 @@ def test_a_failed_version_is_tried_again_when_its_files_change(tmp_path):
     make_versions(tmp_path, 1, 2, failing={2: "PERMISSION_DENIED"})
     loader = FakeLoader()
     with serve(tmp_path, loader) as client:
-        time.sleep(0.3)
+        time.sleep(0.15)
         assert loader.loaded == [1]  # version 2 is not retried while unchanged
         (tmp_path / "vae" / "2" / "fail").unlink()  # e.g. the chmod that fixes it
         wait_until(lambda: served_version(client) == 2)
@@ -148,13 +148,13 @@ def test_the_only_version_removed_from_disk_keeps_being_served(tmp_path):
     make_versions(tmp_path, 1)
     with serve(tmp_path) as client:
         shutil.rmtree(tmp_path / "vae" / "1")
-        time.sleep(0.3)
+        time.sleep(0.15)
         assert client.get("/readyz").status_code == 200 and served_version(client) == 1
 
 
 def test_a_request_on_the_old_version_finishes_on_it_during_a_swap(tmp_path):
     make_versions(tmp_path, 1)
-    with serve(tmp_path, FakeLoader(delay=0.5), model_poll_seconds=0.05) as client:
+    with serve(tmp_path, FakeLoader(delay=0.3), model_poll_seconds=0.05) as client:
         with ThreadPoolExecutor(1) as pool:
             slow = pool.submit(client.get, "/v1/model")  # fast: answers at once
             slow.result()

@@ -12,6 +12,7 @@ from training.distribute import Strategy
 from training.presets import PRESETS, LrSchedule, PresetError, PriorKind, get_preset, make_preset
 
 
+@pytest.mark.slow  # builds the Keras model
 def test_seed_preset_is_geron_model():
     from training.model import build_vae
 
