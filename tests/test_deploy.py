@@ -272,6 +272,12 @@ def test_env_example_names_every_setting():
     assert KNOWN <= set(re.findall(r"\b(VAE_[A-Z_]+)=", example))
 
 
+def test_the_readme_configuration_table_documents_every_setting():
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Configuration") : readme.index("## Training")]
+    assert KNOWN <= set(re.findall(r"`(VAE_[A-Z_]+)`", table))
+
+
 # --- Kubernetes -------------------------------------------------------------------------------
 
 

@@ -4,12 +4,14 @@ HTTP, a real trained model."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import httpx
 import pytest
@@ -73,6 +75,23 @@ def test_encode_decode_and_model_over_real_http(server, mnist):
     decoded = httpx.post(f"{url}/v1/decode", json={"latents": encoded["mu"]}).json()
     assert len(decoded["images"]) == 1
     assert httpx.get(f"{url}/v1/model").json()["device"] == "CPU"
+
+
+def test_a_tensorflow_serving_client_works_unchanged(server):
+    """What a TensorFlow Serving client does (here with the standard library alone): POST
+    instances to /v1/models/<name>:predict, read predictions."""
+    url, _ = server
+    z = [[0.0] * 20, [0.5] * 20]
+    request = urllib.request.Request(
+        f"{url}/v1/models/vae:predict",
+        data=json.dumps({"instances": z}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        predictions = json.load(response)["predictions"]
+    assert len(predictions) == 2 and len(predictions[0]) == 28 and len(predictions[0][0]) == 28
+    status = json.load(urllib.request.urlopen(f"{url}/v1/models/vae", timeout=30))
+    assert status["model_version_status"][0]["state"] == "AVAILABLE"
 
 
 def test_metrics_add_up_every_worker(server):
