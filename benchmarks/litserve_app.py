@@ -23,10 +23,7 @@ as a class to build the FastAPI endpoint, and a string would turn the body into 
 """
 
 import argparse
-import base64
-import io
 import json
-import math
 import os
 import secrets
 from pathlib import Path
@@ -37,8 +34,9 @@ import litserve as ls
 import numpy as np
 from fastapi import HTTPException
 from fastapi.responses import Response
-from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
+
+from app.images import grid_png, png_base64
 
 ANY_DIGIT = -1
 MAX_BATCH = int(os.getenv("VAE_MAX_BATCH", "256"))
@@ -69,40 +67,7 @@ class DecodeBody(BaseModel):
     png: PngOptions | None = None
 
 
-# --- Images: the same pixels and the same Pillow calls as the service -------------------------
-
-
-def to_pixels(images: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(np.nan_to_num(images), 0, 1) * 255).astype(np.uint8)
-
-
-def png(pixels: np.ndarray, scale: int = 1) -> bytes:
-    picture = Image.fromarray(pixels, mode="L")
-    if scale > 1:
-        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def grid_png(images: np.ndarray, nrow: int | None, scale: int, padding: int = 2) -> bytes:
-    if len(images) == 1:
-        return png(to_pixels(images[0]), scale)
-    n, height, width = images.shape
-    columns = min(nrow or math.ceil(math.sqrt(n)), n)
-    rows = math.ceil(n / columns)
-    canvas = np.zeros(
-        (rows * (height + padding) + padding, columns * (width + padding) + padding), np.float32
-    )
-    for index, image in enumerate(images):
-        r, c = divmod(index, columns)
-        y, x = padding + r * (height + padding), padding + c * (width + padding)
-        canvas[y : y + height, x : x + width] = image
-    return png(to_pixels(canvas), scale)
-
-
-def png_base64(images: np.ndarray) -> list[str]:
-    return [base64.b64encode(png(pixels)).decode("ascii") for pixels in to_pixels(images)]
+# --- Images: the service's own functions, so the PNG bytes are the same ---------------------
 
 
 # --- The model ---------------------------------------------------------------------------------

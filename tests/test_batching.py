@@ -56,19 +56,18 @@ def batcher(model):
     batcher.close()
 
 
+REQUESTS = [(1, 5, 1.0, None), (3, 6, 0.7, 2), (2, 5, 1.0, None), (4, 99, 0.0, 9)]
+
+
+def generate_all(batcher: Batcher) -> list[asyncio.Future]:
+    """The four generate requests of ``REQUESTS``, queued at once."""
+    return [asyncio.ensure_future(batcher.run("sample_batch", sample_rows(*r))) for r in REQUESTS]
+
+
 def test_concurrent_requests_are_merged_and_match_single_calls(model, batcher):
-    requests = [(1, 5, 1.0, None), (3, 6, 0.7, 2), (2, 5, 1.0, None), (4, 99, 0.0, 9)]
-    expected = [model.call("sample_batch", sample_rows(*r)) for r in requests]
+    expected = [model.call("sample_batch", sample_rows(*r)) for r in REQUESTS]
     model.calls.clear()
-    results = asyncio.run(
-        while_busy(
-            batcher,
-            lambda: [
-                asyncio.ensure_future(batcher.run("sample_batch", sample_rows(*r)))
-                for r in requests
-            ],
-        )
-    )
+    results = asyncio.run(while_busy(batcher, lambda: generate_all(batcher)))
     assert model.calls[-1] == ("sample_batch", 10)  # four requests, ten rows, one call
     for got, want in zip(results, expected, strict=True):
         np.testing.assert_array_equal(got["latents"], want["latents"])
@@ -202,19 +201,10 @@ def test_merged_rows_equal_single_calls_on_the_real_model(version_dir):
     from app.model import VaeModel
 
     model = VaeModel(version_dir, "/CPU:0")
-    requests = [(1, 5, 1.0, None), (3, 6, 0.7, 2), (2, 5, 1.0, None), (4, 99, 0.0, 9)]
-    expected = [model.call("sample_batch", sample_rows(*r)) for r in requests]
+    expected = [model.call("sample_batch", sample_rows(*r)) for r in REQUESTS]
     batcher = Batcher(model)
     try:
-        results = asyncio.run(
-            while_busy(
-                batcher,
-                lambda: [
-                    asyncio.ensure_future(batcher.run("sample_batch", sample_rows(*r)))
-                    for r in requests
-                ],
-            )
-        )
+        results = asyncio.run(while_busy(batcher, lambda: generate_all(batcher)))
     finally:
         batcher.close()
     for got, want in zip(results, expected, strict=True):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import HTTPException, Query, Request
+from fastapi import File, HTTPException, Query, Request, UploadFile
 
 from app import negotiation
 from app.config import Settings
@@ -14,6 +14,10 @@ NrowQuery = Annotated[
     int | None, Query(ge=1, le=256, description="PNG grids: images per row (default: square)")
 ]
 ScaleQuery = Annotated[int, Query(ge=1, le=16, description="PNG only: upscale factor")]
+UploadedFiles = Annotated[
+    list[UploadFile],
+    File(description="One or more digit images (PNG, JPEG, GIF, BMP, WebP, TIFF)", min_length=1),
+]
 
 OVERLOADED: dict[int | str, dict[str, Any]] = {
     503: {

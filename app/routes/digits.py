@@ -8,10 +8,9 @@ the model through its version's batcher, and answers with a named encoding stage
 from __future__ import annotations
 
 import random
-from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, File, Request, UploadFile
+from fastapi import APIRouter, Request, UploadFile
 from starlette.responses import Response
 
 from app import images
@@ -23,6 +22,7 @@ from app.routes.common import (
     VERSION_NOT_SERVED,
     NrowQuery,
     ScaleQuery,
+    UploadedFiles,
     accepted,
     check_png_size,
     check_rows,
@@ -140,12 +140,7 @@ async def decode(
     summary="Encode digit images into μ and σ",
 )
 async def encode(
-    file: Annotated[
-        list[UploadFile],
-        File(
-            description="One or more digit images (PNG, JPEG, GIF, BMP, WebP, TIFF)", min_length=1
-        ),
-    ],
+    file: UploadedFiles,
     model: ModelDep,
 ) -> Response:
     """One row of `mu`, `sigma` and `log_var` per uploaded part named `file`, in order.

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import numpy as np
-from fastapi import APIRouter, File, HTTPException, UploadFile
+from fastapi import APIRouter, HTTPException
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -36,6 +36,7 @@ from app.routes.common import (
     VERSION_NOT_SERVED,
     NrowQuery,
     ScaleQuery,
+    UploadedFiles,
     accepted,
     check_png_size,
     check_rows,
@@ -260,12 +261,7 @@ def request_body(json_model: type[BaseModel], form: dict[str, Any]) -> dict[str,
     summary="Follow uploads through the model: input, μ, σ, reconstruction, score",
 )
 async def reconstruct(
-    file: Annotated[
-        list[UploadFile],
-        File(
-            description="One or more digit images (PNG, JPEG, GIF, BMP, WebP, TIFF)", min_length=1
-        ),
-    ],
+    file: UploadedFiles,
     model: ModelDep,
     request: Request,
     scale: ScaleQuery = 1,
