@@ -88,26 +88,14 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
     )
     app.add_middleware(metrics.MetricsMiddleware)
     add_error_handlers(app)
-    app.include_router(digits.router)
-    app.include_router(
-        digits.upload_router,
-        form_limits={
-            "max_files": settings.max_batch,
-            "max_fields": 8,
-            "max_part_size": 65536,
-        },
-    )
-    app.include_router(models.router)
-    app.include_router(health.router)
-    app.include_router(explore.router)
-    app.include_router(
-        explore.upload_router,
-        form_limits={
-            "max_files": settings.max_batch,
-            "max_fields": 8,
-            "max_part_size": 65536,
-        },
-    )
+    for router in (digits.router, models.router, health.router, explore.router):
+        app.include_router(router)
+    for uploads in (digits.upload_router, explore.upload_router):
+        # Multipart: at most VAE_MAX_BATCH files, and a few small fields beside them.
+        app.include_router(
+            uploads,
+            form_limits={"max_files": settings.max_batch, "max_fields": 8, "max_part_size": 65536},
+        )
     app.include_router(pages.router)
     pages.mount_static(app)
     return app
