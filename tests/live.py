@@ -48,7 +48,10 @@ class LiveServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(tempfile.mkstemp(prefix="live-server-", suffix=".log")[1])
-        env = {**os.environ, **QUIET, "PYTHONPATH": str(ROOT), **(env or {})}
+        # Only the settings a test gives: `make test` exports VAE_MODEL_DIR (the real model's
+        # folder, empty on a fresh clone), which must not reach the stand-in server.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("VAE_")}
+        env = {**inherited, **QUIET, "PYTHONPATH": str(ROOT), **(env or {})}
         env.update({f"VAE_{name.upper()}": str(value) for name, value in settings.items()})
         args = command or [sys.executable, "-m", "tests.fake_server", "--delay", str(delay)]
         args = [*args, "--port", str(self.port)]
