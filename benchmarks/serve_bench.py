@@ -347,7 +347,7 @@ def parse_args() -> argparse.Namespace:
         "--rows",
         default="generate,decode,decode-png",
         help="comma-separated subset of generate,decode,decode-png,decode-npy "
-        "(binary answer, Accept: application/x-npy: prototypes only so far)",
+        "(binary answer, Accept: application/x-npy)",
     )
     parser.add_argument(
         "--clients", default="", help="override the concurrency of every row, e.g. 16 or 1,16,64"
@@ -361,10 +361,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--no-signature", action="store_true", help="skip the decoder signature's own images/s"
     )
-    parser.add_argument("--threads", type=int, default=2, help="VAE_INTRA_OP_THREADS")
-    parser.add_argument("--inter-threads", type=int, default=2, help="VAE_INTER_OP_THREADS")
+    # The defaults are the service's own (app/config.py): two workers, one TensorFlow thread each.
+    parser.add_argument("--threads", type=int, default=1, help="VAE_INTRA_OP_THREADS")
+    parser.add_argument("--inter-threads", type=int, default=1, help="VAE_INTER_OP_THREADS")
     parser.add_argument(
-        "--service-workers", type=int, default=1, help="uvicorn worker processes of the service"
+        "--service-workers", type=int, default=2, help="uvicorn worker processes of the service"
     )
     parser.add_argument(
         "--litserve-args",
