@@ -355,7 +355,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--memory-requests",
         type=int,
-        default=10000,
+        default=100000,
         help="generate requests between the two memory readings (0: skip)",
     )
     parser.add_argument(
@@ -464,19 +464,17 @@ def main() -> None:
                         (r[name]["rps"] for r in results["rows"] if r["row"] == generate.name),
                         default=500,
                     )
-                    seconds = max(5, int(args.memory_requests / rate) + 1)
                     before = server.rss_mb()
+                    sent = 0
                     with only(servers, name):
-                        load = wrk(server.url, generate, 16, seconds, script)
+                        while sent < args.memory_requests:  # wrk runs for a time, not a count
+                            seconds = max(3, int((args.memory_requests - sent) / rate) + 1)
+                            sent += wrk(server.url, generate, 16, seconds, script)["requests"]
                     after = server.rss_mb()
-                    results["memory"][name] = {
-                        "before": before,
-                        "after": after,
-                        "requests": load["requests"],
-                    }
+                    results["memory"][name] = {"before": before, "after": after, "requests": sent}
                     print(
                         f"{name} memory: {before:.0f} MB before, {after:.0f} MB after "
-                        f"{load['requests']} more requests ({after - before:+.0f} MB)",
+                        f"{sent} more requests ({after - before:+.0f} MB)",
                         flush=True,
                     )
     finally:
