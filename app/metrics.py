@@ -9,7 +9,9 @@ and ``/metrics`` adds them up, so one scrape shows the whole server, not one wor
 from __future__ import annotations
 
 import os
+import re
 import time
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -23,6 +25,7 @@ from prometheus_client import (
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+LIVE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db")
 
 REQUESTS = Counter("vae_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -75,11 +78,37 @@ LOAD_FAILURES = Counter(
 
 def exposition() -> tuple[bytes, str]:
     """The metrics page: this process's, or every worker's added up in multiprocess mode."""
-    if os.environ.get(MULTIPROCESS_DIR):
+    if directory := os.environ.get(MULTIPROCESS_DIR):
+        forget_dead_workers(Path(directory))
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def forget_dead_workers(directory: Path) -> None:
+    """Drop the live gauges of workers that no longer exist. A worker that exits cleanly drops
+    its own (``worker_exited``), but one that uvicorn killed (it missed its health pings) leaves
+    them behind, and they would count forever: a 0 in ``vae_model_ready``, an extra worker's
+    share in ``vae_admitted_rows_limit``."""
+    pids = {
+        int(match[1])
+        for f in directory.glob("gauge_live*.db")
+        if (match := LIVE_FILE.match(f.name))
+    }
+    for pid in pids:
+        if not _alive(pid):
+            multiprocess.mark_process_dead(pid, str(directory))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def worker_exited(pid: int) -> None:

@@ -184,6 +184,10 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         loop="uvloop",
         limit_concurrency=settings.max_connections,
         timeout_keep_alive=settings.keep_alive_seconds,
+        # uvicorn kills a worker that misses its pings for 5 s by default: three replicas
+        # importing TensorFlow at once on 2 cores missed them (measured), and the restarts slowed
+        # the start further. A worker that is really stuck is still replaced, after a minute.
+        timeout_worker_healthcheck=60,
         # On SIGTERM, admitted requests finish (each is bounded by its deadline) before exit.
         timeout_graceful_shutdown=int(settings.request_timeout) + 5,
         log_level=settings.log_level,
