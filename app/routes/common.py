@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Sequence
+from typing import Annotated, Any, BinaryIO
 
+import numpy as np
 from fastapi import File, HTTPException, Query, Request, UploadFile
 
-from app import negotiation
+from app import images, negotiation
 from app.config import Settings
 from app.schemas import Problem
+from app.uploads import UploadDecoder
 
 NrowQuery = Annotated[
     int | None, Query(ge=1, le=256, description="PNG grids: images per row (default: square)")
@@ -86,3 +89,23 @@ def check_png_size(kind: str, rows: int, scale: int, settings: Settings) -> None
             f"a PNG of {rows} digits at scale {scale} would have {pixels} pixels, more than "
             f"VAE_MAX_OUTPUT_PIXELS ({settings.max_output_pixels}); lower scale or count",
         )
+
+
+def spooled(files: list[UploadFile]) -> list[tuple[str, BinaryIO]]:
+    """Each uploaded part's name (or its position) and its file, spooled to disk beyond 1 MB:
+    decoding reads it from there."""
+    return [(upload.filename or f"file #{i + 1}", upload.file) for i, upload in enumerate(files)]
+
+
+async def load_images(
+    uploads: UploadDecoder, files: Sequence[tuple[str, bytes | BinaryIO]]
+) -> np.ndarray:
+    """Uploaded files (name, then bytes or a file) made MNIST-like, float32 [N, 28, 28]; a
+    bad file is a 4xx naming it."""
+    batch = []
+    for index, (name, source) in enumerate(files):
+        try:
+            batch.append(await uploads.load(source, name))
+        except images.ImageError as error:
+            raise invalid(["body", "file", index], error.message, error.status_code) from None
+    return np.stack(batch)

@@ -10,10 +10,9 @@ from __future__ import annotations
 import random
 
 import numpy as np
-from fastapi import APIRouter, Request, UploadFile
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app import images
 from app.deps import ModelDep
 from app.responses import EncodeAnswer, GenerateAnswer, ImagesAnswer
 from app.routes.common import (
@@ -27,6 +26,8 @@ from app.routes.common import (
     check_png_size,
     check_rows,
     invalid,
+    load_images,
+    spooled,
 )
 from app.schemas import (
     DecodeRequest,
@@ -36,7 +37,6 @@ from app.schemas import (
     ImagesResponse,
     Problem,
 )
-from app.uploads import UploadDecoder
 from vae_contract import ANY_DIGIT, Signature
 
 # Drawn seeds: a generator seeded once per process. secrets.randbelow read os.urandom on every
@@ -148,18 +148,5 @@ async def encode(
     dark-on-light inverted, cropped to the digit, fitted in 20×20, centred by mass in 28×28."""
     check_rows(len(file), ["body", "file"], model.settings)
     async with model.admission.admit(len(file), "encode"):
-        batch = [
-            await load_upload(model.uploads, upload, index) for index, upload in enumerate(file)
-        ]
-        return await model.servable.run(
-            Signature.ENCODE, {"images": np.stack(batch)}, EncodeAnswer()
-        )
-
-
-async def load_upload(uploads: UploadDecoder, upload: UploadFile, index: int) -> np.ndarray:
-    """One uploaded part, MNIST-like; a bad file is a 4xx naming it."""
-    name = upload.filename or f"file #{index + 1}"
-    try:
-        return await uploads.load(upload.file, name)  # spooled to disk beyond 1 MB
-    except images.ImageError as error:
-        raise invalid(["body", "file", index], error.message, error.status_code) from None
+        batch = await load_images(model.uploads, spooled(file))
+        return await model.servable.run(Signature.ENCODE, {"images": batch}, EncodeAnswer())

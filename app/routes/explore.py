@@ -25,7 +25,7 @@ from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
-from app import images, latent, negotiation
+from app import latent, negotiation
 from app.config import Settings
 from app.deps import ModelDep, ServedDep
 from app.lifecycle import Servable
@@ -41,8 +41,10 @@ from app.routes.common import (
     check_png_size,
     check_rows,
     invalid,
+    load_images,
+    spooled,
 )
-from app.routes.digits import load_upload, sample_rows
+from app.routes.digits import sample_rows
 from app.schemas import (
     InterpolateRequest,
     InterpolateResponse,
@@ -55,7 +57,6 @@ from app.schemas import (
     TraverseRequest,
     TraverseResponse,
 )
-from app.uploads import UploadDecoder
 from vae_contract import REPORT_DIR, Signature
 
 router = APIRouter(tags=["explore"])
@@ -143,17 +144,6 @@ async def read_files(
     except ValidationError as error:
         raise body_errors(error) from None
     return files, options
-
-
-async def load_files(uploads: UploadDecoder, files: list[tuple[str, bytes]]) -> np.ndarray:
-    """Uploads made MNIST-like, float32 [N, 28, 28]; a bad file is a 4xx naming it."""
-    batch = []
-    for index, (name, data) in enumerate(files):
-        try:
-            batch.append(await uploads.load(data, name))
-        except images.ImageError as error:
-            raise invalid(["body", "file", index], error.message, error.status_code) from None
-    return np.stack(batch)
 
 
 # --- checks -------------------------------------------------------------------------------------
@@ -282,7 +272,7 @@ async def reconstruct(
     else:
         check_score_work(rows, samples, ["body", "file"], settings)
     async with admission.admit(rows, "reconstruct"):
-        batch = np.stack([await load_upload(uploads, f, i) for i, f in enumerate(file)])
+        batch = await load_images(uploads, spooled(file))
         encoded = await servable.run(Signature.ENCODE, {"images": batch})
         if kind == negotiation.PNG:
             return await servable.run(
@@ -346,7 +336,7 @@ async def interpolate(
     async with admission.admit(steps, "interpolate"):
         if files:
             ends = (
-                await servable.run(Signature.ENCODE, {"images": await load_files(uploads, files)})
+                await servable.run(Signature.ENCODE, {"images": await load_images(uploads, files)})
             )["mu"]
         elif codes is None:
             assert body is not None and body.seeds is not None
@@ -458,7 +448,7 @@ async def score(
         check_files(files, 1, settings.max_batch)
         check_score_work(len(files), samples, ["body", "file"], settings)
         async with admission.admit(len(files), "score"):
-            batch = await load_files(uploads, files)
+            batch = await load_images(uploads, files)
             weights = await log_weights(servable, batch, samples, seed)
     else:
         body = await read_json(request, ScoreRequest)
