@@ -25,6 +25,7 @@ from app.deps import Runtime
 from app.lifecycle import Loader, ServedModel, Unavailable, VersionNotFound
 from app.responses import json_response
 from app.routes import digits, explore, health, models, pages
+from app.tfserving import TFServingError
 from app.uploads import UploadDecoder
 
 log = logging.getLogger("app")
@@ -124,6 +125,10 @@ def add_error_handlers(app: FastAPI) -> None:
             )
             return json_response({"error": message}, error.status_code, headers)
         return json_response({"detail": error.detail}, error.status_code, headers)
+
+    @app.exception_handler(TFServingError)
+    async def tf_serving_error(request: Request, error: TFServingError) -> Response:
+        return json_response({"error": error.message}, error.status, error.headers)
 
     @app.exception_handler(Overloaded)
     async def overloaded(request: Request, error: Overloaded) -> Response:

@@ -19,10 +19,11 @@ from vae_contract import MODEL_NAME, SERVING_DEFAULT
 class TFServingError(Exception):
     """An error answered as ``{"error": message}`` with TensorFlow Serving's HTTP status."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers
 
 
 def bad_request(message: str) -> TFServingError:

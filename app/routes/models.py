@@ -6,6 +6,8 @@ control as the rest of the API.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
@@ -93,8 +95,21 @@ async def model_info(model: ModelDep, served: ServedDep) -> dict[str, Any]:
 # --- TensorFlow Serving's REST API -------------------------------------------------------------
 
 
-def tf_error(error: ServingError, headers: dict[str, str] | None = None) -> Response:
-    return json_response({"error": error.message}, error.status, headers)
+@contextmanager
+def tf_serving_errors(name: str, version: int | None) -> Iterator[None]:
+    """The lifecycle's, admission control's and the model's errors as TensorFlow Serving words
+    them: raised as ``TFServingError``, which the app answers ``{"error": ...}``."""
+    try:
+        yield
+    except VersionNotFound:
+        raise not_found(name, version) from None
+    except Unavailable as unavailable:
+        raise ServingError(503, unavailable.message) from None
+    except Overloaded as overloaded:
+        retry = {"Retry-After": str(overloaded.retry_after)}
+        raise ServingError(503, overloaded.message, retry) from None
+    except InvalidInput as refused:
+        raise ServingError(400, refused.message) from None
 
 
 def _check_name(name: str, version: int | None) -> None:
@@ -126,8 +141,8 @@ def _status(name: str, version: int | None, runtime: RuntimeDep) -> Response:
         if name != MODEL_NAME:
             raise VersionNotFound(f"Could not find any versions of model {name}")
         statuses = runtime.served.statuses(version)
-    except VersionNotFound as missing:
-        return tf_error(ServingError(404, missing.message))
+    except VersionNotFound as missing:  # the lifecycle words it as TensorFlow Serving does
+        raise ServingError(404, missing.message) from None
     return json_response(status_json(statuses))
 
 
@@ -153,15 +168,9 @@ async def model_version_metadata(
 
 
 def _metadata(name: str, version: int | None, runtime: RuntimeDep) -> Response:
-    try:
+    with tf_serving_errors(name, version):
         _check_name(name, version)
         servable = runtime.served.get(version)
-    except ServingError as error:
-        return tf_error(error)
-    except VersionNotFound:
-        return tf_error(not_found(name, version))
-    except Unavailable as unavailable:
-        return tf_error(ServingError(503, unavailable.message))
     return json_response(metadata_json(servable.version, servable.model.signature_defs))
 
 
@@ -216,7 +225,7 @@ async def predict_version(
 async def _predict(
     name: str, version: int | None, request: Request, runtime: RuntimeDep
 ) -> Response:
-    try:
+    with tf_serving_errors(name, version):
         _check_name(name, version)
         document = parse_json(await request.body())
         with runtime.served.lease(version) as servable:
@@ -230,17 +239,5 @@ async def _predict(
                 body = await servable.run(
                     parsed.signature_name, parsed.inputs, PredictAnswer(parsed.row_format)
                 )
-            version = servable.version
-    except ServingError as error:
-        return tf_error(error)
-    except VersionNotFound:
-        return tf_error(not_found(name, version))
-    except Unavailable as unavailable:
-        return tf_error(ServingError(503, unavailable.message))
-    except Overloaded as overloaded:
-        return tf_error(
-            ServingError(503, overloaded.message), {"Retry-After": str(overloaded.retry_after)}
-        )
-    except InvalidInput as refused:
-        return tf_error(ServingError(400, refused.message))
-    return Response(body, media_type="application/json", headers={"X-Model-Version": str(version)})
+    headers = {"X-Model-Version": str(servable.version)}
+    return Response(body, media_type="application/json", headers=headers)
