@@ -71,7 +71,7 @@ test: install-dev data browser lint ## Lint, type check, then the whole test sui
 	$(BIN)/python -m pytest
 
 test-fast: install-dev ## The fast tier only (seconds: routing, validation, images, maths; no TensorFlow)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest tests/unit
 
 # The browser tests drive Debian's Chromium with Playwright (a dev dependency; it never
 # downloads a browser). Installed when missing and possible; else those tests are skipped.
@@ -86,7 +86,7 @@ browser: ## Install Debian's Chromium for the browser tests, if missing
 	  || echo "Installing Chromium failed: the browser tests will be skipped"
 
 screenshots: model browser ## Refresh the explorer's screenshots in docs/images (and its latency)
-	$(BIN)/python -m tests.browser --model-dir $(MODEL_DIR) --out docs/images
+	$(BIN)/python -m tests.support.browser --model-dir $(MODEL_DIR) --out docs/images
 
 vendor-docs: ## Fetch the pinned Swagger UI and ReDoc files for /docs and /redoc (npm pack)
 	@tmp=$$(mktemp -d) && cd $$tmp \
@@ -101,9 +101,10 @@ vendor-docs: ## Fetch the pinned Swagger UI and ReDoc files for /docs and /redoc
 	    $(VENDOR)/redoc/ \
 	  && rm -rf $$tmp && cd $(VENDOR) && sha256sum */*.js */*.css
 
-lint: install-dev ## Ruff lint and format checks, and mypy on the packages
+lint: install-dev ## Ruff lint and format checks, import layers and cycles, mypy on the packages
 	$(BIN)/ruff check $(CODE)
 	$(BIN)/ruff format --check $(CODE)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy app training vae_contract
 
 eval: install ## Evaluate the newest model again (figures and pictures into runs/eval/)

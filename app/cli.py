@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from app.config import get_settings
-from app.server import run
+from app.edge.server import run
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from pathlib import Path
 
 from prometheus_client import (
@@ -22,7 +21,6 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 LIVE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db")
@@ -71,6 +69,14 @@ SERVING_VERSION = Gauge(
     "The version unversioned requests get",
     multiprocess_mode="livemax",
 )
+UPLOADS_DECODED = Counter(
+    "vae_upload_images_decoded_total", "Uploaded images decoded (made MNIST-like)"
+)
+UPLOADS_DECODING = Gauge(
+    "vae_upload_images_decoding",
+    "Uploaded images being decoded now",
+    multiprocess_mode="livesum",
+)
 LOAD_FAILURES = Counter(
     "vae_model_load_failures_total", "Model versions that failed to load", ["code"]
 )
@@ -115,32 +121,3 @@ def worker_exited(pid: int) -> None:
     """Drop a stopped worker's live gauges (multiprocess mode only)."""
     if os.environ.get(MULTIPROCESS_DIR):
         multiprocess.mark_process_dead(pid)
-
-
-class MetricsMiddleware:
-    """Pure ASGI (cheaper than BaseHTTPMiddleware): counts and times each HTTP request by its
-    route template, so label values stay few."""
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            LATENCY.labels(path).observe(time.perf_counter() - started)
-            REQUESTS.labels(scope["method"], path, str(status)).inc()

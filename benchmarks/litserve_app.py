@@ -36,7 +36,7 @@ from fastapi import HTTPException
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.images import grid_png, png_base64
+from app.media.pictures import grid_png, png_base64
 
 ANY_DIGIT = -1
 MAX_BATCH = int(os.getenv("VAE_MAX_BATCH", "256"))

@@ -3,13 +3,13 @@ go. After a warm-up, memory may not grow by more than ``--max-growth-mb``; every
 the expected one (valid requests 200, invalid ones their 4xx), with no transport error.
 
 A deliberately leaking control shows that the check catches a leak: ``--leak-bytes N`` makes
-the server keep N bytes per request (``tests/fake_server.py``).
+the server keep N bytes per request (``tests/support/fake_server.py``).
 
     python -m benchmarks.soak                       # 100,000 requests, the stand-in model
     python -m benchmarks.soak --leak-bytes 2048     # the control: must FAIL the check
     python -m benchmarks.soak --model-dir model     # the real vae-serve and TensorFlow model
 
-Without ``--model-dir`` the server is ``tests/fake_server.py``: uvicorn, the protocol and
+Without ``--model-dir`` the server is ``tests/support/fake_server.py``: uvicorn, the protocol and
 options of ``vae-serve``, and the whole application, with a NumPy stand-in for the SavedModel.
 """
 
@@ -30,8 +30,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests import imagegen  # noqa: E402
-from tests.live import LiveServer  # noqa: E402
+from tests.support import imagegen  # noqa: E402
+from tests.support.live import LiveServer  # noqa: E402
 
 JSON = {"Content-Type": "application/json"}
 

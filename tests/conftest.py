@@ -1,4 +1,13 @@
-"""Shared fixtures: real MNIST and a real (small) trained SavedModel, made once per session."""
+"""The test tiers, by folder, and the shared fixtures: real MNIST and a real (small) trained
+SavedModel, made once per session.
+
+- ``unit/``: the fast tier (``make test-fast``): no TensorFlow, no server process; seconds.
+- ``model/``: TensorFlow and real MNIST: training, the export and its contract, the loader.
+- ``e2e/``: a real trained model served: real servers, real HTTP clients, a real browser.
+- ``reliability/``: hostile, slow and heavy clients against a real server process.
+
+Everything outside ``unit/`` is marked ``slow``; ``-m "not slow"`` does not even import it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+FAST = Path(__file__).resolve().parent / "unit"
 DATA_DIR = Path(os.environ.get("VAE_DATA_DIR", ROOT / "data"))
 
 
@@ -73,12 +83,18 @@ def classifier():
     return load_classifier()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tier comes from the folder: every test outside ``unit/`` is slow."""
+    for item in items:
+        if FAST not in item.path.parents:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """The fast tier (``-m "not slow"``, ``make test-fast``) does not even import a module that
-    is slow as a whole (``pytestmark = pytest.mark.slow``): those import TensorFlow, which
-    alone takes seconds."""
-    if config.getoption("markexpr") != "not slow" or collection_path.suffix != ".py":
+    """The fast tier does not import the slow folders (TensorFlow alone takes seconds)."""
+    if config.getoption("markexpr") != "not slow" or not collection_path.is_dir():
         return None
-    if "\npytestmark = pytest.mark.slow" in collection_path.read_text():
+    tiers = {"model", "e2e", "reliability"}
+    if collection_path.parent == FAST.parent and collection_path.name in tiers:
         return True
     return None

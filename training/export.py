@@ -1,6 +1,6 @@
 """Export wiring: the trained VAE as a SavedModel, published as ``<model-dir>/vae/<version>/``.
 
-The signatures (names, inputs, outputs) are those of ``vae_contract.Signature``; the maths
+The signatures (names, inputs, outputs) are those of ``vae_contract.SIGNATURES``; the maths
 behind them lives in ``training.model`` and ``training.prior``. A version is assembled in a
 staging folder (``.export-*``, which readers ignore), made world-readable, then renamed to the
 next version number in one step: a reader never sees half a version, and nothing writes into a
@@ -21,21 +21,27 @@ import tensorflow as tf
 
 from training import prior as priors
 from training.model import VAE, importance_log_weights
-from vae_contract import ANY_DIGIT, IMAGE_SHAPE, Signature, list_versions, model_base
+from vae_contract import ANY_DIGIT, SIGNATURES, Signature, list_versions, model_base
 
 STAGING_PREFIX = ".export-"
+
+
+def input_specs(signature: Signature, latent_dim: int) -> list[tf.TensorSpec]:
+    """The signature's inputs as ``vae_contract.SIGNATURES`` describes them, in order."""
+    spec = SIGNATURES[signature].spec(latent_dim)
+    return [
+        tf.TensorSpec(list(tensor.shape), tf.as_dtype(tensor.dtype), name=name)
+        for name, tensor in spec.inputs.items()
+    ]
 
 
 def build_archive(
     vae: VAE, prior: priors.MixturePrior, digit_prior: priors.MixturePrior | None
 ) -> keras.export.ExportArchive:
-    """The SavedModel's signatures as functions of the trained encoder, decoder and priors."""
+    """The SavedModel's signatures as functions of the trained encoder, decoder and priors;
+    their inputs are the contract's (``vae_contract.SIGNATURES``), in its order."""
     encoder, decoder = vae.encoder, vae.decoder
     sampler = priors.Sampler(prior, digit_prior)
-    images_spec = tf.TensorSpec([None, *IMAGE_SHAPE], tf.float32, name="images")
-    count = tf.TensorSpec([], tf.int32, name="count")
-    seed = tf.TensorSpec([], tf.int64, name="seed")
-    temperature = tf.TensorSpec([], tf.float32, name="temperature")
 
     def sampled(z):
         return {"latents": z, "images": tf.sigmoid(decoder(z, training=False))}
@@ -64,38 +70,21 @@ def build_archive(
         weights = importance_log_weights(encoder, decoder, log_prior, images, samples, seed)
         return {"log_weights": weights}
 
+    functions = {
+        # The first endpoint also becomes "serving_default" (what TF Serving calls by default).
+        Signature.DECODE: decode,
+        Signature.ENCODE: encode,
+        Signature.SAMPLE: sample,
+        Signature.SAMPLE_BATCH: sample_batch,
+        Signature.LOG_WEIGHTS: log_weights,
+    }
+    if digit_prior is not None:
+        functions[Signature.SAMPLE_DIGIT] = sample_digit
     archive = keras.export.ExportArchive()
     archive.track(encoder)
     archive.track(decoder)
-    # The first endpoint also becomes "serving_default" (what TF Serving calls by default).
-    archive.add_endpoint(
-        Signature.DECODE,
-        decode,
-        [tf.TensorSpec([None, vae.preset.latent_dim], tf.float32, name="z")],
-    )
-    archive.add_endpoint(Signature.ENCODE, encode, [images_spec])
-    archive.add_endpoint(Signature.SAMPLE, sample, [count, seed, temperature])
-    archive.add_endpoint(
-        Signature.SAMPLE_BATCH,
-        sample_batch,
-        [
-            tf.TensorSpec([None], tf.int64, name="seeds"),
-            tf.TensorSpec([None], tf.int64, name="indices"),
-            tf.TensorSpec([None], tf.float32, name="temperatures"),
-            tf.TensorSpec([None], tf.int32, name="digits"),
-        ],
-    )
-    archive.add_endpoint(
-        Signature.LOG_WEIGHTS,
-        log_weights,
-        [images_spec, tf.TensorSpec([], tf.int32, name="samples"), seed],
-    )
-    if digit_prior is not None:
-        archive.add_endpoint(
-            Signature.SAMPLE_DIGIT,
-            sample_digit,
-            [count, seed, temperature, tf.TensorSpec([], tf.int32, name="digit")],
-        )
+    for name, function in functions.items():
+        archive.add_endpoint(name, function, input_specs(name, vae.preset.latent_dim))
     return archive
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from training.references import SCORE_SAMPLES, SCORE_SEED
-from vae_contract import ANY_DIGIT, IMAGE_SHAPE, MODEL_NAME, WARMUP_FILE, Signature
+from vae_contract import MODEL_NAME, SIGNATURES, WARMUP_FILE, Signature
 
 log = logging.getLogger(__name__)
 
@@ -21,32 +21,20 @@ log = logging.getLogger(__name__)
 def warmup_requests(
     latent_dim: int, supports_digit: bool
 ) -> dict[Signature, dict[str, np.ndarray]]:
-    """Two rows (or one image, for log_weights) per signature, with the dtypes it declares."""
-    images = np.zeros((2, *IMAGE_SHAPE), np.float32)
-    scalars: dict[str, np.ndarray] = {
-        "count": np.array(2, np.int32),
-        "seed": np.array(0, np.int64),
-        "temperature": np.array(1.0, np.float32),
-    }
+    """The contract's example inputs for each signature (two rows), log_weights as the
+    service scores an image: one image, the score reference's samples and seed."""
     requests: dict[Signature, dict[str, np.ndarray]] = {
-        Signature.DECODE: {"z": np.zeros((2, latent_dim), np.float32)},
-        Signature.ENCODE: {"images": images},
-        Signature.SAMPLE: scalars,
-        Signature.SAMPLE_BATCH: {
-            "seeds": np.zeros(2, np.int64),
-            "indices": np.arange(2, dtype=np.int64),
-            "temperatures": np.ones(2, np.float32),
-            "digits": np.full(2, ANY_DIGIT, np.int32),
-        },
-        # As the service scores an image: the score reference's samples and seed.
-        Signature.LOG_WEIGHTS: {
-            "images": images[:1],
-            "samples": np.array(SCORE_SAMPLES, np.int32),
-            "seed": np.array(SCORE_SEED, np.int64),
-        },
+        Signature(name): contract.example_inputs(latent_dim)
+        for name, contract in SIGNATURES.items()
+        if name not in (Signature.SAMPLE_DIGIT, Signature.LOG_WEIGHTS)
     }
+    requests[Signature.LOG_WEIGHTS] = SIGNATURES[Signature.LOG_WEIGHTS].example_inputs(
+        latent_dim, rows=1, samples=SCORE_SAMPLES, seed=SCORE_SEED
+    )
     if supports_digit:
-        requests[Signature.SAMPLE_DIGIT] = {**scalars, "digit": np.array(0, np.int32)}
+        requests[Signature.SAMPLE_DIGIT] = SIGNATURES[Signature.SAMPLE_DIGIT].example_inputs(
+            latent_dim
+        )
     return requests
 
 

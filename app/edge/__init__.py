@@ -1,0 +1,1 @@
+"""The HTTP edge: connections, request limits, content negotiation, request metrics."""

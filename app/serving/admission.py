@@ -1,0 +1,64 @@
+"""Admission control: a bounded amount of work in flight, and a deadline for each request.
+
+As TensorFlow Serving's ``max_enqueued_batches`` and Triton's ``max_queue_size`` do, excess
+work is refused at once (503 with ``Retry-After``) instead of waiting in a queue that grows
+without limit: the rows (images) admitted and not yet answered are counted, and a request that
+would take them over ``VAE_MAX_QUEUE_ROWS`` is refused before it is queued. An admitted request
+that is not answered within ``VAE_REQUEST_TIMEOUT`` seconds is cancelled (its queued work is
+dropped unrun) and answered 503 too.
+
+All of this runs on the event loop's thread: no locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from app import metrics
+from app.serving.errors import Overloaded
+
+
+class Admission:
+    """Counts the rows in flight, refuses beyond ``max_rows``, and bounds each request's time."""
+
+    def __init__(self, max_rows: int, timeout: float):
+        self.max_rows = max_rows
+        self.timeout = timeout
+        self.rows = 0
+        metrics.QUEUE_CAPACITY.set(max_rows)
+
+    @property
+    def retry_after(self) -> int:
+        """Seconds a refused client should wait: about the time to answer what is admitted."""
+        return max(1, math.ceil(self.timeout * self.rows / self.max_rows / 4))
+
+    @asynccontextmanager
+    async def admit(self, rows: int, endpoint: str) -> AsyncIterator[None]:
+        """Hold ``rows`` of the capacity while the block runs, within the request deadline."""
+        rows = max(rows, 1)
+        if self.rows + rows > self.max_rows:
+            metrics.REFUSED.labels(endpoint, "overloaded").inc()
+            raise Overloaded(
+                "overloaded",
+                f"overloaded: {self.rows} images in flight, the limit is {self.max_rows} "
+                "(VAE_MAX_QUEUE_ROWS); retry later",
+                self.retry_after,
+            )
+        self.rows += rows
+        metrics.QUEUED_ROWS.set(self.rows)
+        try:
+            async with asyncio.timeout(self.timeout):
+                yield
+        except TimeoutError:
+            metrics.REFUSED.labels(endpoint, "deadline").inc()
+            raise Overloaded(
+                "deadline",
+                f"not answered within {self.timeout:g} s (VAE_REQUEST_TIMEOUT); retry later",
+                self.retry_after,
+            ) from None
+        finally:
+            self.rows -= rows
+            metrics.QUEUED_ROWS.set(self.rows)
