@@ -294,7 +294,7 @@ def test_an_idle_keep_alive_connection_is_closed_after_keep_alive_seconds(server
         started = time.monotonic()
         sock.settimeout(1 + 2 * SLACK)
         assert sock.recv(1) == b""
-        assert 0.9 < time.monotonic() - started < 1 + SLACK
+        assert time.monotonic() - started < 1 + SLACK  # the timer started with the answer
 
 
 def test_a_request_whose_body_was_read_keeps_its_connection(server):
