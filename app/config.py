@@ -111,6 +111,64 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(
         32 * 1024, ge=1024, description="Largest request line plus headers (beyond: 431)"
     )
+    body_grace_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a request body may take whatever its rate; after them it must "
+        "average VAE_BODY_MIN_RATE (then 408 and close)",
+    )
+    body_min_rate: int = Field(
+        500,
+        ge=1,
+        description="Bytes a second a request body must average after VAE_BODY_GRACE_SECONDS "
+        "(Apache mod_reqtimeout's MinRate): a trickle is cut, a slow link is not",
+    )
+
+    # --- clients: who may use the service, and how much of it ---------------------------------
+    api_keys_file: Path | None = Field(
+        None,
+        description="API keys, one `name:<sha256 hex of the key>` a line (`vae-keys new NAME` "
+        "makes one); unset: no key needed. Re-read when it changes",
+    )
+    metrics_keys: str | None = Field(
+        None,
+        description="With API keys: the names of the keys that may read /metrics, "
+        "comma-separated; unset: any valid key",
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Addresses or networks (CIDR), comma-separated, whose X-Forwarded-For "
+        "names the client (the balancer); empty: none, the client is the peer address",
+    )
+    client_max_connections: int = Field(
+        128,
+        ge=0,
+        description="Connections at once from one client address, per worker (trusted proxies "
+        "exempt); beyond: 429 as they connect; 0: no limit",
+    )
+    client_max_requests: int = Field(
+        64,
+        ge=0,
+        description="Requests in flight from one client (its key, else its address), per "
+        "worker; beyond: 429; 0: no limit",
+    )
+    client_max_queue_rows: int | None = Field(
+        None,
+        ge=1,
+        description="Rows (images) one client may have admitted at once, per worker; beyond: "
+        "429; unset: a quarter of VAE_MAX_QUEUE_ROWS",
+    )
+    client_rate: float = Field(
+        0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="Requests a second one client may send (token bucket), per worker; "
+        "beyond: 429; 0: no limit",
+    )
+    client_burst: int = Field(
+        50, ge=1, description="Requests one client may send at once above VAE_CLIENT_RATE"
+    )
+
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="Logging level"
     )
@@ -146,9 +204,14 @@ class Settings(BaseSettings):
             raise ValueError("set VAE_MODEL_VERSION or VAE_MODEL_VERSIONS, not both")
         return self
 
+    @property
+    def queue_rows_per_client(self) -> int:
+        """The rows one client may have admitted at once (VAE_CLIENT_MAX_QUEUE_ROWS)."""
+        return self.client_max_queue_rows or max(1, self.max_queue_rows // 4)
+
     def public(self) -> dict[str, object]:
         """The effective settings as ``GET /v1/model`` shows them (no host paths)."""
-        values = self.model_dump(exclude={"model_dir"})
+        values = self.model_dump(exclude={"model_dir", "api_keys_file"})
         return {f"VAE_{name.upper()}": value for name, value in values.items()}
 
 

@@ -11,14 +11,17 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from app import metrics
 from app.api import openapi
 from app.api.deps import Runtime
 from app.api.errors import add_error_handlers
 from app.api.routes import digits, explore, health, model, pages, report, tfserving
+from app.api.security import require_key
 from app.config import Settings, get_settings
+from app.edge.api_keys import ApiKeys
+from app.edge.clients import Clients
 from app.edge.request_guard import RequestGuard
 from app.edge.request_metrics import MetricsMiddleware
 from app.media.uploads import UploadReader
@@ -46,10 +49,13 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    keys = ApiKeys(settings.api_keys_file) if settings.api_keys_file else None
     runtime = Runtime(
         settings=settings,
         served=ServedModel(settings, load or tensorflow_loader(settings)),
-        admission=Admission(settings.max_queue_rows, settings.request_timeout),
+        admission=Admission(
+            settings.max_queue_rows, settings.request_timeout, settings.queue_rows_per_client
+        ),
         uploads=UploadReader(
             settings.max_image_pixels, settings.decode_concurrency, settings.decode_memory_bytes
         ),
@@ -77,29 +83,45 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
+    # Outermost last: metrics see every answer; the guard closes a connection whose body the
+    # client limits left unread.
+    app.add_middleware(
+        Clients,
+        keys=keys,
+        metrics_keys=frozenset(filter(None, (settings.metrics_keys or "").split(","))),
+        max_requests=settings.client_max_requests,
+        rate=settings.client_rate,
+        burst=settings.client_burst,
+    )
     app.add_middleware(
         RequestGuard,
         max_upload_bytes=settings.max_upload_bytes,
         max_json_bytes=settings.max_json_bytes,
         body_timeout=settings.body_timeout,
+        body_grace=settings.body_grace_seconds,
+        body_min_rate=settings.body_min_rate,
     )
     app.add_middleware(MetricsMiddleware)
     add_error_handlers(app)
-    add_routes(app, settings)
+    add_routes(app, settings, protected=keys is not None)
     app.openapi = lambda: openapi.openapi(app, explore.uploads_router.routes)  # type: ignore[method-assign]
     return app
 
 
-def add_routes(app: FastAPI, settings: Settings) -> None:
-    """The routers; operations that take uploads before the JSON operations of their paths."""
-    for router in (digits.router, model.router, tfserving.router, health.router, explore.router):
-        app.include_router(router)
+def add_routes(app: FastAPI, settings: Settings, protected: bool) -> None:
+    """The routers; operations that take uploads before the JSON operations of their paths.
+    With API keys, the API's routers declare the key (the probes and pages stay open)."""
+    keyed = [Depends(require_key)] if protected else []
+    for router in (digits.router, model.router, tfserving.router, explore.router):
+        app.include_router(router, dependencies=keyed)
     # Multipart: at most VAE_MAX_BATCH files, and a few small fields beside them.
     uploads = {"max_files": settings.max_batch, "max_fields": 8, "max_part_size": 65536}
     for router in (digits.upload_router, explore.upload_router, explore.uploads_router):
-        app.include_router(router, form_limits=uploads)  # type: ignore[arg-type]
-    for router in (explore.codes_router, report.router, pages.router):
-        app.include_router(router)
+        app.include_router(router, form_limits=uploads, dependencies=keyed)  # type: ignore[arg-type]
+    for router in (explore.codes_router, report.router):
+        app.include_router(router, dependencies=keyed)
+    app.include_router(health.router)
+    app.include_router(pages.router)
     pages.mount_static(app)
 
 

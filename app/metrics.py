@@ -77,6 +77,12 @@ UPLOADS_DECODING = Gauge(
     "Uploaded images being decoded now",
     multiprocess_mode="livesum",
 )
+KEY_REQUESTS = Counter("vae_key_requests_total", "Requests by API key name", ["key"])
+CLIENT_REFUSED = Counter(
+    "vae_client_refused_total",
+    "Requests or connections answered 429: a client over its share",
+    ["limit"],
+)
 LOAD_FAILURES = Counter(
     "vae_model_load_failures_total", "Model versions that failed to load", ["code"]
 )

@@ -46,6 +46,8 @@ from pathlib import Path
 
 import httpx
 
+from app.edge.api_keys import key_line, new_key
+
 ROOT = Path(__file__).resolve().parents[1]
 LITSERVE_REQUIREMENT = "litserve==0.2.19"  # the version measured; an optional benchmark extra
 TARGETS = ("bare", "service", "litserve")
@@ -54,6 +56,8 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local accept = os.getenv("BENCH_ACCEPT")
 if accept and accept ~= "" then wrk.headers["Accept"] = accept end
+local auth = os.getenv("BENCH_AUTH")
+if auth and auth ~= "" then wrk.headers["Authorization"] = auth end
 wrk.body = os.getenv("BENCH_BODY")
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %d %d %d %d %d %d\\n", summary.requests,
@@ -86,6 +90,7 @@ class Server:
     # uvicorn's process manager restarts a worker that misses its pings: after a SIGSTOP of
     # the group it would reload the model mid-run, so servers with several workers run on.
     pausable: bool = True
+    auth: str = ""  # an Authorization header, for a server started with API keys
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -174,6 +179,7 @@ def build_server(target: str, args: argparse.Namespace, model_dir: Path) -> Serv
     label, _, spec = target.partition("=") if "=" in target.split("?")[0] else ("", "", target)
     target_spec, _, query = spec.partition("?")
     extra_env = dict(urllib.parse.parse_qsl(query))
+    with_keys = extra_env.pop("keys", "") not in ("", "0")
     name, _, folder = target_spec.partition(":")
     base, _, workers = name.partition("@")
     if base == "bare":
@@ -206,6 +212,11 @@ def build_server(target: str, args: argparse.Namespace, model_dir: Path) -> Serv
     else:
         sys.exit(f"unknown target {target!r}")
     server.env.update(extra_env)
+    if with_keys:  # API keys on: a keys file of one key, sent with every request
+        key, keys_file = new_key(), Path(tempfile.mkdtemp(prefix="bench-keys-")) / "keys"
+        keys_file.write_text(key_line("bench", key) + "\n")
+        server.env["VAE_API_KEYS_FILE"] = str(keys_file)
+        server.auth = f"Bearer {key}"
     server.name = label or target
     server.port = free_port()
     server.command += ["--port", str(server.port)]
@@ -230,7 +241,9 @@ def only(servers: dict[str, Server], running: str | None) -> Iterator[None]:
             server.pause(False)
 
 
-def wrk(url: str, row: Row, connections: int, seconds: int, script: Path) -> dict[str, float]:
+def wrk(
+    url: str, row: Row, connections: int, seconds: int, script: Path, auth: str = ""
+) -> dict[str, float]:
     """One wrk run: requests/s, p50 and p99 in ms, errors (non-2xx included)."""
     result = subprocess.run(
         [
@@ -247,7 +260,7 @@ def wrk(url: str, row: Row, connections: int, seconds: int, script: Path) -> dic
             str(script),
             url + row.path,
         ],
-        env={**os.environ, "BENCH_BODY": row.body, "BENCH_ACCEPT": row.accept},
+        env={**os.environ, "BENCH_BODY": row.body, "BENCH_ACCEPT": row.accept, "BENCH_AUTH": auth},
         capture_output=True,
         text=True,
         check=True,
@@ -265,6 +278,14 @@ def wrk(url: str, row: Row, connections: int, seconds: int, script: Path) -> dic
     }
 
 
+def headers(server: Server, accept: str = "") -> dict[str, str]:
+    """Accept, and the server's API key when it needs one."""
+    return {
+        **({"Accept": accept} if accept else {}),
+        **({"Authorization": server.auth} if server.auth else {}),
+    }
+
+
 def same_answers(reference: Server, other: Server, latent_dim: int) -> list[str]:
     """Requests on which two servers answer differently (empty: identical answers)."""
     probes = [
@@ -277,9 +298,8 @@ def same_answers(reference: Server, other: Server, latent_dim: int) -> list[str]
     ]
     problems = []
     for path, accept, body in probes:
-        headers = {"Accept": accept} if accept else {}
         answers = [
-            httpx.post(server.url + path, json=body, headers=headers, timeout=30)
+            httpx.post(server.url + path, json=body, headers=headers(server, accept), timeout=30)
             for server in (reference, other)
         ]
         if accept:
@@ -340,8 +360,9 @@ def parse_args() -> argparse.Namespace:
         help="comma-separated, in this order: bare, service, litserve, "
         "service@2 (two uvicorn workers), proto:DIR (the service run from a "
         "prototype copy of the repository, DIR/app), proto@2:DIR; any of them "
-        "with ?KEY=VALUE&... for its environment, and LABEL= before it for a "
-        "short name, e.g. 't1=service?VAE_INTRA_OP_THREADS=1'",
+        "with ?KEY=VALUE&... for its environment (keys=1: API keys on, the key sent "
+        "with every request), and LABEL= before it for a short name, e.g. "
+        "'t1=service?VAE_INTRA_OP_THREADS=1'",
     )
     parser.add_argument(
         "--rows",
@@ -399,7 +420,9 @@ def main() -> None:
         latent_dim = 20
         for server in models:
             if server.ready_path == "/readyz":
-                latent_dim = httpx.get(server.url + "/v1/model").json()["latent_dim"]
+                latent_dim = httpx.get(server.url + "/v1/model", headers=headers(server)).json()[
+                    "latent_dim"
+                ]
                 break
         for other in models[1:]:
             problems = same_answers(models[0], other, latent_dim)
@@ -434,7 +457,14 @@ def main() -> None:
                         for name, server in servers.items():
                             with only(servers, name):
                                 runs[name].append(
-                                    wrk(server.url, row, connections, args.duration, script)
+                                    wrk(
+                                        server.url,
+                                        row,
+                                        connections,
+                                        args.duration,
+                                        script,
+                                        server.auth,
+                                    )
                                 )
                     cell = {
                         name: {key: statistics.median(r[key] for r in rs) for key in rs[0]}
@@ -469,7 +499,9 @@ def main() -> None:
                     with only(servers, name):
                         while sent < args.memory_requests:  # wrk runs for a time, not a count
                             seconds = max(3, int((args.memory_requests - sent) / rate) + 1)
-                            sent += wrk(server.url, generate, 16, seconds, script)["requests"]
+                            sent += wrk(server.url, generate, 16, seconds, script, server.auth)[
+                                "requests"
+                            ]
                     after = server.rss_mb()
                     results["memory"][name] = {"before": before, "after": after, "requests": sent}
                     print(

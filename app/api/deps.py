@@ -19,6 +19,7 @@ import numpy as np
 from fastapi import Depends, Query, Request
 
 from app.config import Settings
+from app.edge.clients import CLIENT
 from app.media.uploads import UploadReader
 from app.serving.admission import Admission
 from app.serving.batching import Answer
@@ -45,10 +46,12 @@ class ModelContext:
     settings: Settings
     admission: Admission
     uploads: UploadReader
+    client: str | None = None  # who asks (app.edge.clients): its key, else its address
 
     def admit(self, rows: int, endpoint: str) -> AbstractAsyncContextManager[None]:
-        """Hold ``rows`` of the service's capacity, within the request deadline (or 503)."""
-        return self.admission.admit(rows, endpoint)
+        """Hold ``rows`` of the service's capacity and of the client's share, within the
+        request deadline (or 503, or 429 for a client over its share)."""
+        return self.admission.admit(rows, endpoint, self.client)
 
     async def run(
         self, signature: str, inputs: dict[str, np.ndarray], answer: Answer | None = None
@@ -73,7 +76,13 @@ def lease(request: Request, version: int | None) -> Iterator[ModelContext]:
     none is loaded, 404 for a version that is not served."""
     runtime: Runtime = request.app.state.runtime
     with runtime.served.lease(version) as servable:
-        yield ModelContext(servable, runtime.settings, runtime.admission, runtime.uploads)
+        yield ModelContext(
+            servable,
+            runtime.settings,
+            runtime.admission,
+            runtime.uploads,
+            request.scope.get(CLIENT),
+        )
 
 
 async def use_model(

@@ -20,7 +20,13 @@ from starlette.responses import Response
 from app.api.answers import json_response
 from app.media.uploads import UploadError
 from app.protocols.errors import ProtocolError
-from app.serving.errors import InvalidInput, Overloaded, Unavailable, VersionNotFound
+from app.serving.errors import (
+    InvalidInput,
+    Overloaded,
+    OverShare,
+    Unavailable,
+    VersionNotFound,
+)
 
 UNAVAILABLE_RETRY_AFTER = "5"  # seconds: about a model version's load and warm-up
 
@@ -56,6 +62,12 @@ def add_error_handlers(app: FastAPI) -> None:
     async def overloaded(request: Request, error: Overloaded) -> Response:
         return json_response(
             {"detail": error.message}, 503, {"Retry-After": str(error.retry_after)}
+        )
+
+    @app.exception_handler(OverShare)
+    async def over_share(request: Request, error: OverShare) -> Response:
+        return json_response(
+            {"detail": error.message}, 429, {"Retry-After": str(error.retry_after)}
         )
 
     @app.exception_handler(Unavailable)

@@ -6,7 +6,9 @@ and requests at once (503 beyond). It does not bound how long or how large a req
 (request line and headers) may be: a client could hold a socket by sending nothing, or one
 header byte at a time, or fill memory with megabyte headers. ``GuardedHttpToolsProtocol`` adds
 both limits, and refuses a connection beyond ``limit_concurrency`` as soon as it is made (503)
-instead of holding it until the client sends a request.
+instead of holding it until the client sends a request. One client address may hold at most
+``VAE_CLIENT_MAX_CONNECTIONS`` of them (a trusted proxy, which carries many clients, is not
+counted): beyond, 429 as it connects, so that one client cannot take the pool.
 
 Every connection it refuses, and every one closed while the client may still be sending (a
 refused upload), is closed gently: the answer (say 413) is sent and our sending side shut at
@@ -19,12 +21,15 @@ reset at once, and the kernel drops the answer still queued with it.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
+from functools import lru_cache
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from app import metrics
 from app.config import get_settings
 
 log = logging.getLogger(__name__)
@@ -38,11 +43,57 @@ LINGER_BYTES = 8 * 1024 * 1024
 def _raw_response(status: int, reason: str, message: str) -> bytes:
     """A whole answer, JSON ``{"detail": ...}`` like the application's errors."""
     body = json.dumps({"detail": message}).encode()
-    retry = "retry-after: 1\r\n" if status == 503 else ""
+    retry = "retry-after: 1\r\n" if status in (429, 503) else ""
     return (
         f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n{retry}"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     ).encode() + body
+
+
+class PeerConnections:
+    """Connections open per client address in this worker; trusted proxies are not counted."""
+
+    def __init__(self, limit: int, trusted: str):
+        self.limit = limit
+        self.open: dict[str, int] = {}
+        self.trust_all = trusted.strip() == "*"
+        self.trusted = [
+            ipaddress.ip_network(item.strip(), strict=False)
+            for item in trusted.split(",")
+            if item.strip() and item.strip() != "*"
+        ]
+
+    def counts(self, peer: str) -> bool:
+        """Whether connections from ``peer`` count against the limit."""
+        if not self.limit or self.trust_all:
+            return False
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:  # not an IP address (a Unix socket): one client
+            return True
+        return not any(address in network for network in self.trusted)
+
+    def add(self, peer: str) -> bool:
+        """Count a new connection of ``peer``; False if it is one too many."""
+        held = self.open.get(peer, 0)
+        if held >= self.limit:
+            return False
+        self.open[peer] = held + 1
+        return True
+
+    def remove(self, peer: str) -> None:
+        left = self.open[peer] - 1
+        if left:
+            self.open[peer] = left
+        else:
+            del self.open[peer]
+
+
+@lru_cache
+def peer_connections() -> PeerConnections:
+    """This worker's count, from its settings (uvicorn makes one protocol per connection)."""
+    settings = get_settings()
+    return PeerConnections(settings.client_max_connections, settings.trusted_proxies)
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -60,6 +111,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._body_complete = True
         self._lingering = False
         self._dropped = 0
+        self._peer: str | None = None  # counted in peer_connections()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -73,10 +125,25 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 "(VAE_MAX_CONNECTIONS); retry later",
             )
             return
+        peers, peer = peer_connections(), self.client[0] if self.client else ""
+        if peers.counts(peer):
+            if not peers.add(peer):
+                metrics.CLIENT_REFUSED.labels("connections").inc()
+                self._refuse(
+                    429,
+                    "Too Many Requests",
+                    f"too many connections from this client: {peers.limit} at once "
+                    "(VAE_CLIENT_MAX_CONNECTIONS); retry later",
+                )
+                return
+            self._peer = peer
         self._start_head_timer()  # a client that connects and says nothing
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        if self._peer is not None:
+            peer_connections().remove(self._peer)
+            self._peer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -156,6 +223,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.logger.info("closing a connection: %s", message)
         self._stop_head_timer()
         self._reading_head = False
+        # It serves no more requests: out of the pool now, not when the linger ends (4,000
+        # refused connections lingering filled VAE_MAX_CONNECTIONS: everyone else got 503).
+        self.connections.discard(self)
         self.transport.write(_raw_response(status, reason, message))
         self._linger()
 

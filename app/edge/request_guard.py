@@ -8,7 +8,11 @@
 - A request answered before its body was read to the end (413, 408, or any early error)
   closes its connection: keeping it would mean reading the rest of that body to find the next
   request (a chunked upload could go on for ever).
-- A body that stops arriving for ``VAE_BODY_TIMEOUT`` seconds is answered 408.
+- A body that stops arriving for ``VAE_BODY_TIMEOUT`` seconds is answered 408, and so is one
+  that trickles: after ``VAE_BODY_GRACE_SECONDS`` a body must have averaged
+  ``VAE_BODY_MIN_RATE`` bytes a second (Apache mod_reqtimeout's ``MinRate``), so a client
+  sending a byte now and then holds a connection for seconds, not for ever, while a large
+  upload on a slow link goes on.
 - A client that goes away cancels its request: queued inference and image decoding that nobody
   waits for are dropped. Watching for the disconnect starts only once a request has taken 50 ms:
   the common fast request pays a timer, not a task (after 5 ms, every request under load got a
@@ -20,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,6 +38,15 @@ WATCH_AFTER_SECONDS = 0.05
 class BodyTimeout(HTTPException):
     def __init__(self, seconds: float):
         super().__init__(408, f"the request body stalled for {seconds:g} s (VAE_BODY_TIMEOUT)")
+
+
+class BodyTooSlow(HTTPException):
+    def __init__(self, grace: float, min_rate: int):
+        super().__init__(
+            408,
+            f"the request body arrived slower than {min_rate} bytes a second after "
+            f"{grace:g} s (VAE_BODY_MIN_RATE, VAE_BODY_GRACE_SECONDS)",
+        )
 
 
 class BodyTooLarge(HTTPException):
@@ -49,12 +63,18 @@ class RequestGuard:
     disconnect."""
 
     def __init__(
-        self, app: ASGIApp, max_upload_bytes: int, max_json_bytes: int, body_timeout: float
+        self,
+        app: ASGIApp,
+        max_upload_bytes: int,
+        max_json_bytes: int,
+        body_timeout: float,
+        body_grace: float,
+        body_min_rate: int,
     ):
         self.app = app
         self.max_upload_bytes = max_upload_bytes
         self.max_json_bytes = max_json_bytes
-        self.body_timeout = body_timeout
+        self.pace = _Pace(body_timeout, body_grace, body_min_rate)
 
     def limit(self, headers: dict[bytes, bytes]) -> tuple[int, str]:
         """The body limit for this request's content type, and the setting that sets it."""
@@ -73,7 +93,7 @@ class RequestGuard:
             await _refuse_too_large(send, *limit)
             return
         has_body = b"transfer-encoding" in headers or declared not in (b"", b"0")
-        request = _Request(receive, send, limit, self.body_timeout, has_body)
+        request = _Request(receive, send, limit, self.pace, has_body)
         task = asyncio.current_task()
         assert task is not None
         timer = asyncio.get_running_loop().call_later(
@@ -90,6 +110,20 @@ class RequestGuard:
             request.stop_watching()
 
 
+@dataclass(frozen=True)
+class _Pace:
+    """How fast a body must arrive: no gap over ``stall`` seconds, and, after ``grace``
+    seconds, ``min_rate`` bytes a second on average."""
+
+    stall: float
+    grace: float
+    min_rate: int
+
+    def deadline(self, started: float, received: int) -> float:
+        """When a body that started at ``started`` and has ``received`` bytes is too slow."""
+        return started + self.grace + received / self.min_rate
+
+
 class _Request:
     """One request's receive and send, as the guard wraps them."""
 
@@ -98,14 +132,15 @@ class _Request:
         receive: Receive,
         send: Send,
         limit: tuple[int, str],
-        body_timeout: float,
+        pace: _Pace,
         has_body: bool,
     ):
         self._receive = receive
         self._send = send
         self.max_bytes, self.setting = limit
         self.received = 0
-        self.body_timeout = body_timeout
+        self.pace = pace
+        self.started = asyncio.get_running_loop().time()
         self.has_body = has_body
         self.body_done = False
         self.response_done = False
@@ -114,18 +149,26 @@ class _Request:
         self._watcher: asyncio.Task | None = None
 
     async def receive(self) -> Message:
+        loop = asyncio.get_running_loop()
+        deadline = self.pace.deadline(self.started, self.received)
+        wait = max(0.0, min(self.pace.stall, deadline - loop.time()))
         try:
-            async with asyncio.timeout(self.body_timeout):
+            async with asyncio.timeout(wait):
                 message = await self._receive()
         except TimeoutError:
-            raise BodyTimeout(self.body_timeout) from None
+            if loop.time() >= deadline:
+                raise BodyTooSlow(self.pace.grace, self.pace.min_rate) from None
+            raise BodyTimeout(self.pace.stall) from None
         if message["type"] == "http.disconnect":
             self.client_gone = True
             return message
         self.received += len(message.get("body", b""))
         if self.received > self.max_bytes:
             raise BodyTooLarge(self.max_bytes, self.setting)
-        if not message.get("more_body", False):
+        more = message.get("more_body", False)
+        if more and loop.time() > self.pace.deadline(self.started, self.received):
+            raise BodyTooSlow(self.pace.grace, self.pace.min_rate)
+        if not more:
             self.body_done = True
             if self._task is not None:  # the timer fired while the body was arriving
                 self._start_watcher()

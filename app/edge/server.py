@@ -29,7 +29,10 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         timeout_graceful_shutdown=int(settings.request_timeout) + 5,
         log_level=settings.log_level,
         access_log=settings.access_log,
-        proxy_headers=True,
+        # X-Forwarded-For names the client only when the balancer sent it: an address anyone
+        # sets would pass any per-client limit.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
         server_header=False,
     )
 

@@ -122,6 +122,11 @@ class UploadReader:
             )
         async with self._budget.hold(cost), self._slots:
             with metrics.UPLOADS_DECODING.track_inprogress():
-                digit = await run_in_threadpool(preprocess.mnist_like, image, name)
-        metrics.UPLOADS_DECODED.inc()
-        return digit
+                return await run_in_threadpool(_decode, image, name)
+
+
+def _decode(image: preprocess.Image.Image, name: str) -> np.ndarray:
+    """Decode one upload (in a worker thread), counted once done, asked for or not."""
+    digit = preprocess.mnist_like(image, name)
+    metrics.UPLOADS_DECODED.inc()
+    return digit

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from app.protocols.errors import ProtocolError
-from app.serving.errors import InvalidInput, Overloaded, Unavailable, VersionNotFound
+from app.serving.errors import InvalidInput, Overloaded, OverShare, Unavailable, VersionNotFound
 from app.serving.versions import VersionStatus
 from vae_contract import MODEL_NAME, SERVING_DEFAULT, SignatureSpec, TensorSpec
 
@@ -234,6 +234,8 @@ def from_service_error(error: Exception, name: str, version: int | None) -> TFSe
         return not_found(name, version)
     if isinstance(error, Overloaded):
         return TFServingError(503, error.message, {"Retry-After": str(error.retry_after)})
+    if isinstance(error, OverShare):
+        return TFServingError(429, error.message, {"Retry-After": str(error.retry_after)})
     if isinstance(error, Unavailable):
         return TFServingError(503, error.message)
     if isinstance(error, InvalidInput):

@@ -7,6 +7,10 @@ would take them over ``VAE_MAX_QUEUE_ROWS`` is refused before it is queued. An a
 that is not answered within ``VAE_REQUEST_TIMEOUT`` seconds is cancelled (its queued work is
 dropped unrun) and answered 503 too.
 
+Fair by design: one client (its API key, else its address) may hold at most its share of those
+rows (``VAE_CLIENT_MAX_QUEUE_ROWS``, a quarter by default) beyond its first request; over it,
+its own requests get 429, so the rest of the queue stays open to the other clients.
+
 All of this runs on the event loop's thread: no locks.
 """
 
@@ -18,16 +22,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from app import metrics
-from app.serving.errors import Overloaded
+from app.serving.errors import Overloaded, OverShare
 
 
 class Admission:
-    """Counts the rows in flight, refuses beyond ``max_rows``, and bounds each request's time."""
+    """Counts the rows in flight, refuses beyond ``max_rows`` (503) or beyond one client's
+    ``per_client`` share (429), and bounds each request's time."""
 
-    def __init__(self, max_rows: int, timeout: float):
+    def __init__(self, max_rows: int, timeout: float, per_client: int | None = None):
         self.max_rows = max_rows
         self.timeout = timeout
+        self.per_client = per_client or max_rows
         self.rows = 0
+        self.client_rows: dict[str, int] = {}
         metrics.QUEUE_CAPACITY.set(max_rows)
 
     @property
@@ -36,9 +43,20 @@ class Admission:
         return max(1, math.ceil(self.timeout * self.rows / self.max_rows / 4))
 
     @asynccontextmanager
-    async def admit(self, rows: int, endpoint: str) -> AsyncIterator[None]:
-        """Hold ``rows`` of the capacity while the block runs, within the request deadline."""
+    async def admit(
+        self, rows: int, endpoint: str, client: str | None = None
+    ) -> AsyncIterator[None]:
+        """Hold ``rows`` of the capacity (and of ``client``'s share) while the block runs,
+        within the request deadline."""
         rows = max(rows, 1)
+        held = self.client_rows.get(client, 0) if client else 0
+        if held and held + rows > self.per_client:
+            metrics.CLIENT_REFUSED.labels("queue").inc()
+            raise OverShare(
+                f"too many requests from this client: {held} images of its own in flight, "
+                f"its share is {self.per_client} (VAE_CLIENT_MAX_QUEUE_ROWS); retry later",
+                self.retry_after,
+            )
         if self.rows + rows > self.max_rows:
             metrics.REFUSED.labels(endpoint, "overloaded").inc()
             raise Overloaded(
@@ -48,6 +66,8 @@ class Admission:
                 self.retry_after,
             )
         self.rows += rows
+        if client:
+            self.client_rows[client] = held + rows
         metrics.QUEUED_ROWS.set(self.rows)
         try:
             async with asyncio.timeout(self.timeout):
@@ -61,4 +81,10 @@ class Admission:
             ) from None
         finally:
             self.rows -= rows
+            if client:
+                left = self.client_rows[client] - rows
+                if left:
+                    self.client_rows[client] = left
+                else:
+                    del self.client_rows[client]
             metrics.QUEUED_ROWS.set(self.rows)

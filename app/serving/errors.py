@@ -44,5 +44,13 @@ class Overloaded(ServingError):
         self.retry_after = retry_after
 
 
+class OverShare(ServingError):
+    """One client has more admitted than its share: answered 429 with ``Retry-After``."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class BatcherClosed(ServingError):
     """The version is being unloaded; the caller retries on the current one."""

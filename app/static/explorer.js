@@ -37,8 +37,31 @@ function describe(detail) {
   return String(detail);
 }
 
+// A service started with API keys (VAE_API_KEYS_FILE) asks for one: the page asks the user,
+// keeps it for this tab only, and sends it with every request.
+const KEY_STORE = "vae-digits-api-key";
+let apiKey = sessionStorage.getItem(KEY_STORE);
+
+function askForKey(message) {
+  $("key-message").textContent = message;
+  $("key-form").hidden = false;
+  $("key-input").focus();
+}
+
+function setUpKeyForm() {
+  $("key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    apiKey = $("key-input").value.trim();
+    sessionStorage.setItem(KEY_STORE, apiKey);
+    $("key-input").value = "";
+    $("key-form").hidden = true;
+    loadModel();
+  });
+}
+
 async function api(path, { json, form, accept = "application/json" } = {}) {
   const init = { method: json || form ? "POST" : "GET", headers: { Accept: accept } };
+  if (apiKey) init.headers.Authorization = `Bearer ${apiKey}`;
   if (json) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(json);
@@ -46,6 +69,11 @@ async function api(path, { json, form, accept = "application/json" } = {}) {
     init.body = form;
   }
   const response = await fetch(path, init);
+  if (response.status === 401) {
+    askForKey(apiKey ? "That key was refused: the service needs another one."
+      : "This service needs an API key.");
+    throw new ApiError(401, "an API key is needed");
+  }
   if (!response.ok) {
     let message = `${response.status} ${response.statusText}`;
     try {
@@ -111,6 +139,7 @@ async function loadModel() {
   try {
     state.model = await api("/v1/model");
   } catch (error) {
+    if (error.status === 401) return; // the key form is shown; submitting it loads again
     showStatus(`${error.message} (trying again)`, true);
     setTimeout(loadModel, 3000);
     return;
@@ -172,7 +201,8 @@ function renderFacts(model) {
       : fmt(figures[key])]);
   $("figures").replaceChildren(
     element("caption", {}, ["Test figures (", element("a", {
-      href: "/v1/model", textContent: "all of them", target: "_blank", rel: "noopener" }), ")"]),
+      href: jsonUrl(model), textContent: "all of them", target: "_blank", rel: "noopener" }),
+    ")"]),
     ...rows.map(([label, value]) => element("tr", {}, [
       element("th", { textContent: label, scope: "row" }),
       element("td", { textContent: value }),
@@ -180,15 +210,24 @@ function renderFacts(model) {
   );
 }
 
+// What the page shows of the API opens as a blob: a new tab would not send the API key.
+function jsonUrl(value) {
+  return URL.createObjectURL(new Blob([JSON.stringify(value, null, 2)],
+    { type: "application/json" }));
+}
+
 async function loadPictures() {
   try {
     const { version, pictures } = await api("/v1/model/report");
-    $("pictures").replaceChildren(...pictures.map((name) => {
-      const url = `/v1/model/report/${encodeURIComponent(name)}?version=${version}`;
+    const blobs = await Promise.all(pictures.map((name) => api(
+      `/v1/model/report/${encodeURIComponent(name)}?version=${version}`,
+      { accept: "image/png" })));
+    $("pictures").replaceChildren(...pictures.map((name, i) => {
+      const url = URL.createObjectURL(blobs[i]);
       const label = name.replace(/\.png$/, "").replaceAll("_", " ");
       return element("a", { href: url, target: "_blank", rel: "noopener" }, [
         element("figure", {}, [
-          element("img", { src: url, alt: label, loading: "lazy" }),
+          element("img", { src: url, alt: label }),
           element("figcaption", { textContent: label }),
         ]),
       ]);
@@ -367,6 +406,7 @@ function requestDecode() {
 async function decodeNow() {
   decoding.busy = true;
   decoding.again = false;
+  $("decoded").dataset.busy = "true"; // until the latest position is shown (tests wait on it)
   const started = performance.now();
   try {
     const blob = await api("/v1/decode", {
@@ -393,6 +433,7 @@ async function decodeNow() {
   } finally {
     decoding.busy = false;
     if (decoding.again) decodeNow();
+    else delete $("decoded").dataset.busy;
   }
 }
 
@@ -636,6 +677,7 @@ function setUpWalkControls() {
 
 // --- start ----------------------------------------------------------------------------------
 
+setUpKeyForm();
 setUpGridControls();
 setUpSliderControls();
 setUpCanvas();

@@ -12,9 +12,12 @@ import base64
 import re
 
 import httpx
+import numpy as np
 import pytest
 from playwright.sync_api import expect
 
+from app.edge.api_keys import key_line
+from app.media.pictures import to_png
 from tests.support.browser import (
     DESKTOP,
     PHONE,
@@ -104,7 +107,7 @@ def test_moving_a_slider_changes_the_decoded_digit(page, server):
     before, count = image_pixels(page, "#decoded"), decodes(page)
     drag_slider(page, 0, 0.95)
     expect(page.locator("#decoded")).not_to_have_attribute("data-decodes", str(count))
-    page.wait_for_timeout(200)  # the last coalesced move lands
+    expect(page.locator("#decoded")).not_to_have_attribute("data-busy", "true")  # caught up
     assert float(page.locator("#slider-list input").first.input_value()) > 2.5
     after = image_pixels(page, "#decoded")
     assert len(after) == 28 * 28 and after != before
@@ -115,7 +118,7 @@ def test_moving_a_slider_changes_the_decoded_digit(page, server):
     count = decodes(page)
     drag_slider(page, 3, 0.1)
     expect(page.locator("#decoded")).not_to_have_attribute("data-decodes", str(count))
-    page.wait_for_timeout(200)
+    expect(page.locator("#decoded")).not_to_have_attribute("data-busy", "true")
     assert image_pixels(page, "#decoded") != after
 
 
@@ -222,4 +225,55 @@ def test_the_docs_render_with_the_network_blocked(chrome, server):
     # ReDoc always shows Redocly's logo from its CDN in the menu; the policy blocks it and
     # ReDoc drops the picture (its onError). Nothing else may be refused or fail.
     problems = [p for p in problems if "cdn.redoc.ly/redoc/logo-mini.svg" not in p]
+    assert refused == [] and problems == []
+
+
+@pytest.fixture(scope="module")
+def keyed_server(server, tmp_path_factory):
+    """The same app started with API keys."""
+    folder = tmp_path_factory.mktemp("keys")
+    keys = folder / "api-keys.txt"
+    keys.write_text(key_line("browser", "a-key-for-the-browser") + "\n")
+    models = make_versions(folder, 1)
+    report = models / "vae" / "1" / "report"
+    report.mkdir()
+    (report / "samples.png").write_bytes(to_png(np.eye(28)))
+    with LiveServer(models, FakeLoader(), api_keys_file=keys) as live:
+        yield live
+
+
+def test_the_explorer_asks_for_a_key_when_the_service_needs_one(chrome, keyed_server):
+    context, page, problems, refused = new_page(chrome)
+    page.goto(keyed_server.url)
+    form = page.locator("#key-form")
+    expect(form).to_be_visible(timeout=30_000)
+    page.locator("#key-input").fill("a-wrong-key")
+    page.locator("#key-form button").click()
+    expect(page.locator("#key-message")).to_have_text(re.compile("refused"), timeout=30_000)
+    page.locator("#key-input").fill("a-key-for-the-browser")
+    page.locator("#key-form button").click()
+    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+    assert page.locator("#grid img").count() == 32
+    expect(form).to_be_hidden()
+    expect(page.locator("#pictures img").first).to_be_visible(timeout=30_000)  # fetched with it
+    context.close()
+    # The two refusals before the key are the browser's own log lines for the 401s.
+    assert all("401" in problem for problem in problems), problems
+    assert refused == []
+
+
+def test_the_docs_authorize_button_sends_the_key(chrome, keyed_server):
+    context, page, problems, refused = new_page(chrome)
+    page.goto(f"{keyed_server.url}/docs")
+    page.locator(".swagger-ui .btn.authorize").click(timeout=30_000)
+    page.locator(".auth-container input").fill("a-key-for-the-browser")
+    page.locator(".auth-container .btn.authorize").click()
+    page.locator(".btn-done").click()
+    operation = page.locator("#operations-model-model_info_v1_model_get")
+    operation.locator(".opblock-summary").click()
+    operation.locator(".try-out__btn").click()
+    operation.locator(".execute").click()
+    status = operation.locator(".live-responses-table tbody .response-col_status").first
+    expect(status).to_have_text("200", timeout=30_000)
+    context.close()
     assert refused == [] and problems == []

@@ -14,6 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import jsonpatch  # type: ignore[import-untyped]  # ships no type hints
 import kubernetes_validate  # type: ignore[import-untyped]  # ships no type hints
 import pytest
 import yaml
@@ -39,7 +40,12 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 GPU_COMPOSE = yaml.safe_load((ROOT / "docker-compose.gpu.yml").read_text())
 SERVICES = COMPOSE["services"]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
-NGINX_CONF = (ROOT / "deploy" / "nginx" / "nginx.conf").read_text()
+NGINX = ROOT / "deploy" / "nginx"
+NGINX_CONF = (NGINX / "nginx.conf").read_text()
+PROXY_CONF = (NGINX / "proxy.conf").read_text()
+HTTP_SITE, HTTPS_SITE = ((NGINX / f"site-{kind}.conf").read_text() for kind in ("http", "https"))
+TLS_COMPOSE = yaml.safe_load((ROOT / "docker-compose.tls.yml").read_text())
+KEYS_COMPOSE = yaml.safe_load((ROOT / "docker-compose.keys.yml").read_text())
 PYPROJECT = ROOT / "pyproject.toml"
 # Where pip installs: what TensorFlow's environment markers see on each platform we support.
 PLATFORMS = {
@@ -51,8 +57,10 @@ PLATFORMS = {
 
 
 def interpolate(value: str) -> str:
-    """A compose value with its ``${NAME:-default}`` variables at their defaults."""
-    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
+    """A compose value with its ``${NAME:-default}`` variables at their defaults, and its
+    required ``${NAME:?message}`` ones as their names."""
+    value = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
+    return re.sub(r"\$\{(\w+):\?[^}]*\}", r"\1", value)
 
 
 def dockerfile_stages() -> dict[str, str]:
@@ -241,7 +249,7 @@ def test_replicas_have_no_host_port_and_the_balancer_publishes_on_loopback():
     (port,) = SERVICES["nginx"]["ports"]
     host, _, container_port = interpolate(port).split(":")
     assert host == "127.0.0.1"
-    assert ("listen", container_port) in nginx_directives(NGINX_CONF)
+    assert ("listen", container_port) in nginx_directives(HTTP_SITE)
 
 
 def test_the_balancer_uses_the_official_image_and_the_repository_config():
@@ -254,17 +262,52 @@ def test_the_balancer_uses_the_official_image_and_the_repository_config():
 
 
 def test_the_balancer_proxies_to_every_api_replica_and_routes_around_failures():
-    directives = dict(nginx_directives(NGINX_CONF))
+    directives = dict(nginx_directives(NGINX_CONF + PROXY_CONF))
     port = SERVICES["api"]["environment"]["VAE_PORT"]
     # A variable in proxy_pass plus a resolver: `api` is looked up again, so scaled replicas
     # are found; the resolver line is written at start from the engine's resolv.conf.
     assert directives["set"] == f"$api http://api:{port}"
     assert directives["proxy_pass"] == "$api"
-    assert directives["include"] == "/tmp/resolver.conf"
+    assert ("include", "/tmp/resolver.conf") in nginx_directives(NGINX_CONF)
     start = (ROOT / "deploy" / "nginx" / "start.sh").read_text()
     assert "resolver $nameserver valid=" in start and "/tmp/resolver.conf" in start
     assert {"error", "timeout", "http_503"} <= set(directives["proxy_next_upstream"].split())
     assert directives["add_header"].startswith("X-Upstream $upstream_addr")
+
+
+def test_the_balancer_limits_each_address_and_names_the_client_to_the_service():
+    directives = dict(nginx_directives(NGINX_CONF + PROXY_CONF))
+    assert directives["worker_processes"] == "auto"
+    assert int(directives["worker_connections"]) >= 8192
+    assert directives["limit_conn_status"] == directives["limit_req_status"] == "429"
+    assert directives["limit_conn"].startswith("per_address ")
+    assert directives["limit_req"].startswith("zone=per_address_rate")
+    assert ("add_header", "Retry-After 1 always") in nginx_directives(PROXY_CONF)
+    # The client as nginx saw it, not a header the client sent; believed from nginx only.
+    assert ("proxy_set_header", "X-Forwarded-For $remote_addr") in nginx_directives(PROXY_CONF)
+    nginx_address = SERVICES["nginx"]["networks"]["default"]["ipv4_address"]
+    assert SERVICES["api"]["environment"]["VAE_TRUSTED_PROXIES"] == nginx_address
+
+
+def test_the_https_site_redirects_plain_http_and_speaks_modern_tls_only():
+    directives = nginx_directives(HTTPS_SITE)
+    assert ("listen", "8443 ssl") in directives
+    assert ("return", "301 https://$host$https_port$request_uri") in directives
+    assert dict(directives)["ssl_protocols"] == "TLSv1.2 TLSv1.3"
+    assert ("add_header", 'Strict-Transport-Security "max-age=31536000" always') in directives
+    start = (NGINX / "start.sh").read_text()
+    assert "/etc/nginx/tls/tls.crt" in start and "site-https.conf" in start
+    assert "/tmp/https-port.conf" in start
+
+
+def test_the_tls_and_keys_overrides_mount_what_they_need():
+    nginx = TLS_COMPOSE["services"]["nginx"]
+    targets = {interpolate(v).split(":")[1] for v in nginx["volumes"]}
+    assert targets == {"/etc/nginx/tls/tls.crt", "/etc/nginx/tls/tls.key"}
+    assert any(interpolate(p).endswith(":8443") for p in nginx["ports"])
+    api = KEYS_COMPOSE["services"]["api"]
+    assert api["secrets"] == ["api_keys"]
+    assert api["environment"]["VAE_API_KEYS_FILE"] == "/run/secrets/api_keys"
 
 
 def test_env_example_names_every_setting():
@@ -281,6 +324,42 @@ def test_the_kubernetes_manifests_match_the_api_schemas(name, version):
     for file_name, document in k8s_documents():
         if file_name == name:
             kubernetes_validate.validate(document, version, strict=True)
+
+
+EXPOSED = K8S / "exposed"
+
+
+def exposed_deployment() -> dict[str, Any]:
+    """The api Deployment as the ``exposed`` overlay makes it (its JSON patch applied)."""
+    patch = jsonpatch.JsonPatch(yaml.safe_load((EXPOSED / "api-keys.patch.yaml").read_text()))
+    return patch.apply(k8s_object("Deployment"))
+
+
+@pytest.mark.parametrize("version", ["1.30.0", kubernetes_validate.latest_version()])
+def test_the_exposed_overlay_validates(version):
+    kubernetes_validate.validate(exposed_deployment(), version, strict=True)
+    ingress = yaml.safe_load((EXPOSED / "ingress.yaml").read_text())
+    kubernetes_validate.validate(ingress, version, strict=True)
+
+
+def test_the_exposed_overlay_reads_keys_from_a_secret_and_terminates_tls():
+    overlay = yaml.safe_load((EXPOSED / "kustomization.yaml").read_text())
+    assert "../" in overlay["resources"] and "ingress.yaml" in overlay["resources"]
+    (secret,) = overlay["secretGenerator"]
+    spec = exposed_deployment()["spec"]["template"]["spec"]
+    volume = next(v for v in spec["volumes"] if v["name"] == "api-keys")
+    assert volume["secret"]["secretName"] == secret["name"]
+    (container,) = spec["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "api-keys")
+    assert env["VAE_API_KEYS_FILE"] == f"{mount['mountPath']}/{secret['files'][0]}"
+    assert env["VAE_TRUSTED_PROXIES"]
+    ingress = yaml.safe_load((EXPOSED / "ingress.yaml").read_text())
+    (tls,) = ingress["spec"]["tls"]
+    assert tls["secretName"] and tls["hosts"] == [ingress["spec"]["rules"][0]["host"]]
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend["name"] == k8s_object("Service")["metadata"]["name"]
+    assert "deploy/k8s/exposed/api-keys.txt" in (ROOT / ".gitignore").read_text()
 
 
 def test_the_kustomization_lists_every_manifest():
