@@ -24,7 +24,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 .DEFAULT_GOAL := help
 .PHONY: help install install-dev data model train run serve test test-fast lint eval classifier \
 	bench-serve bench-train bench-soak docker docker-gpu compose-up compose-down clean browser \
-	screenshots vendor-docs
+	containers screenshots vendor-docs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -67,7 +67,7 @@ run: model ## Train if needed, then serve on http://127.0.0.1:8000 (docs at /doc
 serve: install ## Serve the newest model without checking for one first
 	$(BIN)/vae-serve --host $(HOST) --port $(PORT)
 
-test: install-dev data browser lint ## Lint, type check, then the whole test suite (real MNIST, real servers)
+test: install-dev data browser containers lint ## Lint, type check, then the whole test suite (real MNIST, real servers)
 	$(BIN)/python -m pytest
 
 test-fast: install-dev ## The fast tier only (seconds: routing, validation, images, maths; no TensorFlow)
@@ -84,6 +84,19 @@ browser: ## Install Debian's Chromium for the browser tests, if missing
 	echo "Installing Chromium (Debian's package) for the browser tests"; \
 	($$APT update -qq && DEBIAN_FRONTEND=noninteractive $$APT install -y -qq chromium) \
 	  || echo "Installing Chromium failed: the browser tests will be skipped"
+
+# The balancer's tests run the real nginx container with podman. Where this machine has the
+# workplace's container setup (../shared/tools/container-setup: podman and local stand-ins for
+# the base images) and root, it is run when podman or the image is missing; else those tests
+# are skipped and say why.
+CONTAINER_SETUP ?= ../shared/tools/container-setup
+containers: ## Set podman and the nginx image up for the container tests, if missing and possible
+	@if command -v podman >/dev/null && podman image exists docker.io/library/nginx:1.27 \
+	  && podman image exists docker.io/library/python:3.11-slim; then exit 0; fi; \
+	if [ -x "$(CONTAINER_SETUP)" ] && [ "$$(id -u)" = 0 ]; then \
+	  "$(CONTAINER_SETUP)" || echo "The container setup failed: the container tests will be skipped"; \
+	else echo "No podman, and no $(CONTAINER_SETUP) to set it up (or not root): the" \
+	  "container tests will be skipped"; fi
 
 screenshots: model browser ## Refresh the explorer's screenshots in docs/images (and its latency)
 	$(BIN)/python -m tests.support.browser --model-dir $(MODEL_DIR) --out docs/images

@@ -272,7 +272,7 @@ def test_the_balancer_proxies_to_every_api_replica_and_routes_around_failures():
     start = (ROOT / "deploy" / "nginx" / "start.sh").read_text()
     assert "resolver $nameserver valid=" in start and "/tmp/resolver.conf" in start
     assert {"error", "timeout", "http_503"} <= set(directives["proxy_next_upstream"].split())
-    assert directives["add_header"].startswith("X-Upstream $upstream_addr")
+    assert ("add_header", "X-Upstream $upstream_addr always") in nginx_directives(PROXY_CONF)
 
 
 def test_the_balancer_limits_each_address_and_names_the_client_to_the_service():
@@ -294,7 +294,9 @@ def test_the_https_site_redirects_plain_http_and_speaks_modern_tls_only():
     assert ("listen", "8443 ssl") in directives
     assert ("return", "301 https://$host$https_port$request_uri") in directives
     assert dict(directives)["ssl_protocols"] == "TLSv1.2 TLSv1.3"
-    assert ("add_header", 'Strict-Transport-Security "max-age=31536000" always') in directives
+    assert ("set", '$hsts "max-age=31536000"') in directives
+    assert ("add_header", "Strict-Transport-Security $hsts always") in nginx_directives(PROXY_CONF)
+    assert ("set", '$hsts ""') in nginx_directives(HTTP_SITE)
     start = (NGINX / "start.sh").read_text()
     assert "/etc/nginx/tls/tls.crt" in start and "site-https.conf" in start
     assert "/tmp/https-port.conf" in start
