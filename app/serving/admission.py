@@ -49,20 +49,20 @@ class Admission:
         """Hold ``rows`` of the capacity (and of ``client``'s share) while the block runs,
         within the request deadline."""
         rows = max(rows, 1)
+        if self.rows + rows > self.max_rows:  # the whole service is full: 503 first
+            metrics.REFUSED.labels(endpoint, "overloaded").inc()
+            raise Overloaded(
+                "overloaded",
+                f"overloaded: {self.rows} images in flight, the limit is {self.max_rows} "
+                "(VAE_MAX_QUEUE_ROWS); retry later",
+                self.retry_after,
+            )
         held = self.client_rows.get(client, 0) if client else 0
         if held and held + rows > self.per_client:
             metrics.CLIENT_REFUSED.labels("queue").inc()
             raise OverShare(
                 f"too many requests from this client: {held} images of its own in flight, "
                 f"its share is {self.per_client} (VAE_CLIENT_MAX_QUEUE_ROWS); retry later",
-                self.retry_after,
-            )
-        if self.rows + rows > self.max_rows:
-            metrics.REFUSED.labels(endpoint, "overloaded").inc()
-            raise Overloaded(
-                "overloaded",
-                f"overloaded: {self.rows} images in flight, the limit is {self.max_rows} "
-                "(VAE_MAX_QUEUE_ROWS); retry later",
                 self.retry_after,
             )
         self.rows += rows

@@ -59,15 +59,22 @@ async def overload_with_probes(url: str) -> tuple[list[Outcome], list[Outcome], 
     """The load, health checks meanwhile, and a probe that goes on after the load stops."""
     generate = {"method": "POST", "url": "/v1/generate", "json": {"count": 1}}
     health = {"method": "GET", "url": "/readyz"}
-    probe = open_loop(url, 5, SECONDS + 4, lambda i: generate)
+    # Slow enough (2 a second against a capacity of 10) never to queue behind each other.
+    probe = open_loop(url, 2, SECONDS + 4, lambda i: generate)
     load = open_loop(url, OVERLOAD * CAPACITY, SECONDS, lambda i: generate)
     checks = open_loop(url, 10, SECONDS, lambda i: health)
     return await asyncio.gather(load, checks, probe)
 
 
 def test_overload_at_4x_capacity_refuses_the_excess_at_once_and_recovers():
+    # One client here: its share of the queue is the whole queue (the shares are
+    # tests/reliability/test_abusive_clients.py's subject).
     with LiveServer(
-        delay=DELAY, max_rows_per_call=ROWS_PER_CALL, max_queue_rows=QUEUE_ROWS, request_timeout=5
+        delay=DELAY,
+        max_rows_per_call=ROWS_PER_CALL,
+        max_queue_rows=QUEUE_ROWS,
+        client_max_queue_rows=QUEUE_ROWS,
+        request_timeout=5,
     ) as server:
         alone = statistics.median(sequential_latencies(server.url, 5, {"count": 1}))
         before = server.rss_mb()

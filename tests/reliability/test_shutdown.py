@@ -57,7 +57,11 @@ def test_sigterm_under_load_loses_no_admitted_request(tmp_path: Path):
     outcomes: dict[str, Outcome] = {}
     stop = threading.Event()
     with LiveServer(
-        delay=0.05, request_log=admitted_log, max_queue_rows=128, request_timeout=5
+        delay=0.05,
+        request_log=admitted_log,
+        max_queue_rows=128,
+        client_max_queue_rows=128,  # 16 clients on one address: all of them one client here
+        request_timeout=5,
     ) as server:
         clients = [Client(server.url, n, outcomes, stop) for n in range(CLIENTS)]
         for client in clients:
