@@ -17,7 +17,7 @@ from app import metrics
 from app.api import openapi
 from app.api.deps import Runtime
 from app.api.errors import add_error_handlers
-from app.api.routes import digits, explore, health, model, pages, report, tfserving
+from app.api.routes import digits, explore, health, model, pages, report, tfserving, v2
 from app.config import Settings, get_settings
 from app.edge.request_guard import RequestGuard
 from app.edge.request_metrics import MetricsMiddleware
@@ -35,7 +35,8 @@ posterior's μ and σ.
 Images are 28×28 greyscale PNGs, white digit on black. `generate` and `decode` answer JSON
 (base64 PNGs) by default, one PNG (a digit, or a grid) with `Accept: image/png`, or raw
 uint8 pixels with `Accept: application/x-npy`. The model is also served with TensorFlow
-Serving's REST API under `/v1/models/vae`.
+Serving's REST API under `/v1/models/vae`, and with the Open Inference Protocol (v2, KServe's
+and Triton's) under `/v2`.
 """
 
 
@@ -92,7 +93,14 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
 
 def add_routes(app: FastAPI, settings: Settings) -> None:
     """The routers; operations that take uploads before the JSON operations of their paths."""
-    for router in (digits.router, model.router, tfserving.router, health.router, explore.router):
+    for router in (
+        digits.router,
+        model.router,
+        tfserving.router,
+        v2.router,
+        health.router,
+        explore.router,
+    ):
         app.include_router(router)
     # Multipart: at most VAE_MAX_BATCH files, and a few small fields beside them.
     uploads = {"max_files": settings.max_batch, "max_fields": 8, "max_part_size": 65536}
