@@ -514,7 +514,7 @@ class InferAnswer:
         return rows > HEAVY_JSON_ROWS and not all(o.binary for o in self.outputs)
 
     def encode(self, outputs: dict[str, np.ndarray]) -> Encoded:
-        entries: list[dict[str, Any]] = []
+        entries: list[bytes] = []
         blobs: list[bytes] = []
         for wanted in self.outputs:
             array = outputs[wanted.name]
@@ -527,26 +527,36 @@ class InferAnswer:
                 blob = np.ascontiguousarray(array, array.dtype.newbyteorder("<")).tobytes()
                 entry["parameters"] = {"binary_data_size": len(blob)}
                 blobs.append(blob)
-            else:
-                entry["data"] = array.ravel().tolist()
-            entries.append(entry)
+                entries.append(dumps(entry))
+            else:  # the entry's JSON with its data appended: {..., "data": [...]}
+                entries.append(dumps(entry)[:-1] + b',"data":' + json_numbers(array) + b"}")
         document: dict[str, Any] = {
             "model_name": self.model_name,
             "model_version": self.model_version,
         }
         if self.request_id is not None:
             document["id"] = self.request_id
-        document["outputs"] = entries
-        head = dumps(document)
+        head = dumps(document)[:-1] + b',"outputs":[' + b",".join(entries) + b"]}"
         if not blobs:
             return Encoded(head, None)
         return Encoded(b"".join([head, *blobs]), len(head))
 
 
 def dumps(content: Any) -> bytes:
-    """Compact JSON; a non-finite output (none for finite inputs) is written as NaN or
-    Infinity, which Python's and RapidJSON's parsers read, rather than failing the request."""
-    return json.dumps(content, separators=(",", ":"), allow_nan=True).encode()
+    """Compact JSON."""
+    return json.dumps(content, separators=(",", ":")).encode()
+
+
+def json_numbers(array: np.ndarray) -> bytes:
+    """A tensor's values as a flat JSON array, row-major. Floats are written as NumPy writes
+    their own type, the shortest text that reads back to the same value (a float32 in 9 digits
+    or fewer rather than its float64's 17: half the bytes, in the same time); a non-finite value
+    (none for finite inputs) as NaN or Infinity, which Python's and RapidJSON's parsers read,
+    rather than failing the request."""
+    flat = array.ravel()
+    if flat.dtype.kind in "iu" or (flat.dtype.kind == "f" and np.isfinite(flat).all()):
+        return b"[" + ",".join(flat.astype(str).tolist()).encode() + b"]"
+    return json.dumps(flat.tolist(), separators=(",", ":"), allow_nan=True).encode()
 
 
 # --- errors -------------------------------------------------------------------------------------
