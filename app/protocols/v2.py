@@ -190,7 +190,7 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def parse_json(head: bytes) -> dict[str, Any]:
+def parse_json(head: bytes, hint: str = "") -> dict[str, Any]:
     """The JSON inference header: an object. Strict JSON: NaN and Infinity are refused."""
     if not head.strip():
         raise bad_request("the request has no JSON inference header (the body is empty)")
@@ -199,7 +199,7 @@ def parse_json(head: bytes) -> dict[str, Any]:
     except RecursionError:
         raise bad_request("the JSON is nested too deeply") from None
     except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, long integers
-        raise bad_request(f"the JSON inference header does not parse: {error}") from None
+        raise bad_request(f"the JSON inference header does not parse: {error}{hint}") from None
     if not isinstance(document, dict):
         raise bad_request("the JSON inference header must be an object")
     return document
@@ -229,7 +229,12 @@ def parse_infer(
     head, tail = split_body(body, header_length)
     if header_length is not None and not head:
         return _raw_binary(tail, model, signature, spec)
-    document = parse_json(head)
+    hint = (
+        f" (binary tensor data after the JSON needs the {HEADER_LENGTH} header)"
+        if header_length is None
+        else ""
+    )
+    document = parse_json(head, hint)
     unknown = sorted(set(document) - REQUEST_KEYS)
     if unknown:
         raise bad_request(f"unknown field(s) in the inference request: {', '.join(unknown)}")
@@ -265,7 +270,8 @@ def _parameters(value: Any, allowed: dict[str, type], where: str) -> dict[str, A
                 f"unknown parameter {name!r} of the {where} (supported here: {supported})"
             )
         if type(item) is not kind:  # bool is an int in Python: exact types
-            raise bad_request(f"parameter {name!r} of the {where} must be a {kind.__name__}")
+            wanted = "true or false" if kind is bool else "an integer"
+            raise bad_request(f"parameter {name!r} of the {where} must be {wanted}")
     return value
 
 
