@@ -133,6 +133,15 @@ def test_tritonclient_binary_and_json_tensors_answer_the_same_images(client):
     assert binary.as_numpy("images").shape == (5, 28, 28)
 
 
+def test_tritonclient_compressed_requests(client):
+    plain = client.infer("vae", [z_input(CODES)]).as_numpy("images")
+    for algorithm in ("gzip", "deflate"):
+        packed = client.infer(
+            "vae", [z_input(CODES)], request_compression_algorithm=algorithm
+        ).as_numpy("images")
+        np.testing.assert_array_equal(packed, plain)
+
+
 def test_tritonclient_answers_what_decode_and_predict_answer(client, server):
     images = client.infer("vae", [z_input(CODES)]).as_numpy("images")
     npy = httpx.post(

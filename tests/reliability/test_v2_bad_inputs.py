@@ -1,15 +1,18 @@
-"""Bad input to the Open Inference Protocol's routes from attackers and careless clients, through
-a real server process (uvicorn as ``vae-serve`` runs it, the NumPy stand-in model): hostile
-JSON, binary tensor data whose byte counts disagree with the header or the shapes, unknown
-parameters, JSON and binary mixed wrongly, absurd shapes and header values. Every answer must
-be a 4xx ``{"error": ...}`` in JSON, never a 5xx; no connection may be dropped without an
-answer; the service must still be ready afterwards. ``test_bad_inputs.py`` does the same for
-the service's own routes and TensorFlow Serving's."""
+"""Bad input to the Open Inference Protocol's routes from attackers and careless clients,
+through a real server process (uvicorn as ``vae-serve`` runs it, the NumPy stand-in model):
+hostile JSON, binary tensor data whose byte counts disagree with the header or the shapes,
+unknown parameters, JSON and binary mixed wrongly, absurd shapes and header values, compressed
+bodies that decompress to too much or to nothing. Every answer must be a 4xx in JSON, never a
+5xx; no connection may be dropped without an answer; the service must still be ready
+afterwards. ``test_bad_inputs.py`` does the same for the service's own routes and TensorFlow
+Serving's."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import struct
+import zlib
 from collections.abc import Iterator
 
 import httpx
@@ -152,6 +155,10 @@ HOSTILE: dict[str, tuple[bytes, dict[str, str]]] = {
         },
         Z,
     ),
+    "gzip bomb: 20 MB in 20 KB": (gzip.compress(b" " * 20_000_000), {"Content-Encoding": "gzip"}),
+    "deflate, corrupt": (zlib.compress(z())[:-9] + b"\xff" * 9, {"Content-Encoding": "deflate"}),
+    "gzip named, JSON sent": (z(), {"Content-Encoding": "gzip"}),
+    "unknown Content-Encoding": (z(), {"Content-Encoding": "zstd"}),
     "raw binary, partial row": (b"\0" * 81, {HEADER: "0"}),
     "raw binary, empty": (b"", {HEADER: "0"}),
     "raw binary, NaN": (struct.pack("<20f", *([float("nan")] * 20)), {HEADER: "0"}),

@@ -8,6 +8,7 @@ error, including the lease of a version, is answered ``{"error": ...}`` (``V2Rou
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib import metadata
@@ -236,6 +237,8 @@ INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
         "`Inference-Header-Content-Length` giving the JSON's length.",
     },
     **V2_ERRORS,
+    413: {"model": ErrorMessage, "description": "The body, decompressed, is too large"},
+    415: {"model": ErrorMessage, "description": "A Content-Encoding other than gzip or deflate"},
 }
 
 
@@ -279,8 +282,39 @@ async def infer_version(
     return await run_infer(request, model)
 
 
+# Content-Encoding of a request body (tritonclient's request_compression_algorithm) -> zlib's
+# window bits: gzip, or deflate as HTTP means it (zlib's format).
+COMPRESSED = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """The body as sent before compression, at most ``limit`` bytes (VAE_MAX_JSON_BYTES, as
+    for an uncompressed body: a small compressed body can stand for gigabytes)."""
+    if encoding is None or encoding.strip().lower() in ("", "identity"):
+        return body
+    bits = COMPRESSED.get(encoding.strip().lower())
+    if bits is None:
+        raise v2.V2Error(415, f"Content-Encoding {encoding!r} is not supported: gzip, deflate")
+    inflater = zlib.decompressobj(bits)
+    try:
+        plain = inflater.decompress(body, limit + 1)
+    except zlib.error as error:
+        raise v2.bad_request(f"the {encoding} body does not decompress: {error}") from None
+    if len(plain) > limit:
+        raise v2.V2Error(
+            413, f"the body decompresses to more than {limit} bytes (VAE_MAX_JSON_BYTES)"
+        )
+    if not inflater.eof or inflater.unused_data:
+        raise v2.bad_request(f"the {encoding} body is truncated or has data after its end")
+    return plain
+
+
 async def run_infer(request: Request, model: V2Model) -> Response:
-    body = await request.body()
+    body = decompress(
+        await request.body(),
+        request.headers.get("content-encoding"),
+        model.context.settings.max_json_bytes,
+    )
     parsed = v2.parse_infer(
         body, request.headers.get(v2.HEADER_LENGTH), model.name, model.signature, model.spec
     )

@@ -7,8 +7,10 @@ a real model and server: ``tests/e2e/test_v2_clients.py``."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -366,6 +368,29 @@ def test_a_raw_binary_request_deduces_the_shape_and_answers_in_binary(client):
     assert document["outputs"][0]["shape"] == [3, 28, 28]
     expected = infer(client, {"inputs": [z_input()]}).json()["outputs"][0]["data"]
     np.testing.assert_array_equal(np.frombuffer(data, "<f4"), np.array(expected, np.float32))
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_compressed_request_body_is_read_as_tritonclient_sends_it(client, encoding):
+    plain = json.dumps({"inputs": [z_input()]}).encode()
+    packed = gzip.compress(plain) if encoding == "gzip" else zlib.compress(plain)
+    response = infer(client, packed, headers={"Content-Encoding": encoding})
+    assert response.status_code == 200, response.text
+    assert response.json() == infer(client, plain).json()
+
+
+@pytest.mark.parametrize(
+    "encoding, body, status, message",
+    [
+        ("br", b"x", 415, "'br' is not supported"),
+        ("gzip", b"not gzip", 400, "does not decompress"),
+        ("gzip", gzip.compress(b"{}")[:-4], 400, "truncated"),
+        ("gzip", gzip.compress(b" " * 2_000_000), 413, "more than 1048576 bytes (VAE_MAX_JSON"),
+    ],
+)
+def test_bad_compressed_bodies(client, encoding, body, status, message):
+    response = infer(client, body, headers={"Content-Encoding": encoding})
+    assert response.status_code == status and message in response.json()["error"]
 
 
 # --- the same machinery as the rest of the API ----------------------------------------------------
