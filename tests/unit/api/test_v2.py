@@ -712,6 +712,12 @@ def test_model_names_and_signatures_map_both_ways():
     assert v2.run_signature("serving_default") == "decode"
 
 
+def test_the_docs_map_every_model_to_its_signature():
+    page = (Path(__file__).resolve().parents[3] / "docs" / "open-inference-protocol.md").read_text()
+    for name, signature in MODELS.items():
+        assert f"| `{name}` | `{signature}` |" in page
+
+
 def test_the_openapi_description_has_the_v2_routes(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert {
