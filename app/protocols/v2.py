@@ -239,15 +239,16 @@ def parse_infer(
     if unknown:
         raise bad_request(f"unknown field(s) in the inference request: {', '.join(unknown)}")
     request_id = document.get("id")
-    if request_id is not None and not isinstance(request_id, str):
+    if "id" in document and not isinstance(request_id, str):
         raise bad_request("'id' must be a string")
-    named = document.get("model_name")
-    if named is not None and named != model:
-        raise bad_request(f"the request names model {named!r}, the URL {model!r}")
-    parameters = _parameters(document.get("parameters"), {"binary_data_output": bool}, "request")
+    if "model_name" in document and document["model_name"] != model:
+        raise bad_request(f"the request names model {document['model_name']!r}, the URL {model!r}")
+    parameters = _parameters(
+        document.get("parameters", {}), {"binary_data_output": bool}, "request"
+    )
     inputs = _inputs(document.get("inputs"), tail, model, signature, spec)
     outputs = _outputs(
-        document.get("outputs"),
+        document.get("outputs", []),
         bool(parameters.get("binary_data_output", False)),
         model,
         signature,
@@ -258,8 +259,6 @@ def parse_infer(
 
 def _parameters(value: Any, allowed: dict[str, type], where: str) -> dict[str, Any]:
     """A ``$parameters`` object holding only the parameters this server implements."""
-    if value is None:
-        return {}
     if not isinstance(value, dict):
         raise bad_request(f"the parameters of the {where} must be an object")
     for name, item in value.items():
@@ -312,7 +311,7 @@ def _inputs(
         shape = _shape(item.get("shape"), name, tensor.shape, model)
         count = math.prod(shape)
         parameters = _parameters(
-            item.get("parameters"), {"binary_data_size": int}, f"input {name!r}"
+            item.get("parameters", {}), {"binary_data_size": int}, f"input {name!r}"
         )
         size = parameters.get("binary_data_size")
         if size is not None:
@@ -472,7 +471,7 @@ def _outputs(
 ) -> tuple[RequestedOutput, ...]:
     """The outputs to answer: those named (each in binary if its ``binary_data`` says so, else
     as ``binary_data_output`` says), or all of them."""
-    if value is None or value == []:
+    if value == []:  # none named: all of them
         return tuple(RequestedOutput(n, binary_default) for n in output_names(signature, spec))
     if not isinstance(value, list):
         raise bad_request("'outputs' must be a list of requested outputs")
@@ -491,7 +490,9 @@ def _outputs(
             raise bad_request(f"unknown output {name!r} for model {model!r} (it has {wanted})")
         if name in requested:
             raise bad_request(f"output {name!r} is requested twice")
-        parameters = _parameters(item.get("parameters"), {"binary_data": bool}, f"output {name!r}")
+        parameters = _parameters(
+            item.get("parameters", {}), {"binary_data": bool}, f"output {name!r}"
+        )
         requested[name] = RequestedOutput(name, parameters.get("binary_data", binary_default))
     return tuple(requested.values())
 

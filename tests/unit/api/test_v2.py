@@ -516,6 +516,11 @@ BAD_JSON_INFERS = [
         "unknown field(s) in the inference request: extra",
     ),
     ({"inputs": [z_input()], "id": 42}, "vae", "'id' must be a string"),
+    ({"inputs": [z_input()], "id": None}, "vae", "'id' must be a string"),
+    ({"inputs": [z_input()], "outputs": None}, "vae", "must be a list"),
+    ({"inputs": [z_input()], "parameters": None}, "vae", "must be an object"),
+    ({"inputs": [z_input(parameters=None)]}, "vae", "must be an object"),
+    ({"inputs": [z_input()], "model_name": None}, "vae", "names model None"),
     ({"inputs": [z_input()], "model_name": "vae-encode"}, "vae", "names model 'vae-encode'"),
     ({"inputs": [z_input()], "parameters": {"priority": 1}}, "vae", "unknown parameter 'priority'"),
     (
