@@ -433,6 +433,23 @@ def test_v2_requests_are_merged_with_v1_decode_requests_in_one_model_call(tmp_pa
         assert model.calls[-1] == ("decode", 5)  # the v2 and v1 requests: one call
 
 
+def test_a_v2_request_finishes_on_its_version_while_a_new_one_is_swapped_in(tmp_path):
+    gate = Gate()  # holds model calls: the request is inside version 1 until it opens
+    settings = Settings(model_dir=make_versions(tmp_path, 1), model_poll_seconds=0.05)
+    app = create_app(settings, FakeLoader(gate=gate))
+    with TestClient(app) as client, ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(infer, client, {"inputs": [z_input()]})
+        assert gate.waiting.wait(10), "the request never reached the model"
+        make_versions(tmp_path, 2)
+        wait_until(lambda: app.state.runtime.served.versions == [2])
+        assert client.get("/v2/models/vae").json()["versions"] == ["2"]
+        gate.open()
+        held = pending.result()
+        fresh = infer(client, {"inputs": [z_input()]})
+    assert held.status_code == 200 and held.json()["model_version"] == "1"
+    assert fresh.json()["model_version"] == "2"
+
+
 def test_beyond_the_admitted_rows_infer_is_503_with_retry_after(tmp_path):
     gate = Gate()
     settings = Settings(
