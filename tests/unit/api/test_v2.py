@@ -734,6 +734,23 @@ def test_model_names_and_signatures_map_both_ways():
     assert v2.run_signature("serving_default") == "decode"
 
 
+def test_json_outputs_of_every_kind_read_back_the_same():
+    answer = v2.InferAnswer("m", "1", "x", (v2.RequestedOutput("a", False),))
+    for values in (
+        np.array([[0.1, 1e-30], [3.4e38, -2.5]], np.float32),
+        np.array([[-(2**31), 2**31 - 1]], np.int32),
+        np.array([-(2**63), 2**63 - 1], np.int64),
+        np.array([np.nan, np.inf, -np.inf, 1.5], np.float32),  # written NaN, Infinity
+        np.arange(12, dtype=np.float32).reshape(3, 4)[:, ::2],  # not contiguous
+    ):
+        encoded = answer.encode({"a": values})
+        assert encoded.json_length is None
+        (output,) = json.loads(encoded.body)["outputs"]
+        assert output["shape"] == list(values.shape)
+        read = np.array(output["data"], values.dtype).reshape(values.shape)
+        np.testing.assert_array_equal(read, values)
+
+
 def test_the_docs_map_every_model_to_its_signature():
     page = (Path(__file__).resolve().parents[3] / "docs" / "open-inference-protocol.md").read_text()
     for name, signature in MODELS.items():
