@@ -471,9 +471,8 @@ def test_beyond_the_admitted_rows_infer_is_503_with_retry_after(tmp_path):
 def test_v2_requests_are_counted_by_route_template(client):
     infer(client, {"inputs": [z_input()]})
     text = client.get("/metrics").text
-    assert (
-        'route="/v2/models/{model_name}/infer"' in text or "/v2/models/{model_name}/infer" in text
-    )
+    series = 'method="POST",route="/v2/models/{model_name}/infer",status="200"'
+    assert f"vae_http_requests_total{{{series}}}" in text
 
 
 # --- inference: bad input -------------------------------------------------------------------------
