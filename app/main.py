@@ -17,7 +17,7 @@ from app import metrics
 from app.api import openapi
 from app.api.deps import Runtime
 from app.api.errors import add_error_handlers
-from app.api.routes import digits, explore, health, model, pages, report, tfserving
+from app.api.routes import digits, explore, health, model, pages, report, tfserving, v2
 from app.api.security import require_key
 from app.config import Settings, get_settings
 from app.edge.api_keys import ApiKeys
@@ -38,7 +38,8 @@ posterior's μ and σ.
 Images are 28×28 greyscale PNGs, white digit on black. `generate` and `decode` answer JSON
 (base64 PNGs) by default, one PNG (a digit, or a grid) with `Accept: image/png`, or raw
 uint8 pixels with `Accept: application/x-npy`. The model is also served with TensorFlow
-Serving's REST API under `/v1/models/vae`.
+Serving's REST API under `/v1/models/vae`, and with the Open Inference Protocol (v2, KServe's
+and Triton's) under `/v2`.
 """
 
 
@@ -112,7 +113,9 @@ def add_routes(app: FastAPI, settings: Settings, protected: bool) -> None:
     """The routers; operations that take uploads before the JSON operations of their paths.
     With API keys, the API's routers declare the key (the probes and pages stay open)."""
     keyed = [Depends(require_key)] if protected else []
-    for router in (digits.router, model.router, tfserving.router, explore.router):
+    for router in (health.router, v2.health_router):  # before v2's catch-all for /v2/...
+        app.include_router(router)
+    for router in (digits.router, model.router, tfserving.router, v2.router, explore.router):
         app.include_router(router, dependencies=keyed)
     # Multipart: at most VAE_MAX_BATCH files, and a few small fields beside them.
     uploads = {"max_files": settings.max_batch, "max_fields": 8, "max_part_size": 65536}
@@ -120,7 +123,6 @@ def add_routes(app: FastAPI, settings: Settings, protected: bool) -> None:
         app.include_router(router, form_limits=uploads, dependencies=keyed)  # type: ignore[arg-type]
     for router in (explore.codes_router, report.router):
         app.include_router(router, dependencies=keyed)
-    app.include_router(health.router)
     app.include_router(pages.router)
     pages.mount_static(app)
 

@@ -12,6 +12,11 @@ bare endpoint for every row:
 - generate (count 1): JSON with one base64 PNG;
 - decode (64 codes): JSON with 64 base64 PNGs;
 - decode PNG (64 codes): `Accept: image/png`, one 8×8 grid;
+- decode npy (64 codes): `Accept: application/x-npy`, uint8 pixels;
+- TF Serving predict (64 codes): `/v1/models/vae:predict`, JSON floats;
+- v2 decode JSON / binary (64 codes): the Open Inference Protocol's `/v2/models/vae/infer`, with
+  JSON tensors, or with Triton's binary tensor data (float32 bytes in and out), as tritonclient
+  sends them by default;
 
 then the decoder signature's own images/s (direct TensorFlow calls of `decode` on 64 codes in a
 separate process, nothing else running: the ceiling a binary answer can approach), and each
@@ -19,6 +24,10 @@ server's resident memory (every process it started) before and after N more gene
 
     python benchmarks/serve_bench.py [--duration 10] [--rounds 1] [--targets bare,service,litserve]
         [--rows generate,decode,decode-png] [--clients 1,16,64] [--memory-requests 10000]
+
+    # the Open Inference Protocol's rows beside the binary /v1/decode answer and TF Serving's
+    python benchmarks/serve_bench.py --targets service --rows decode-npy,decode-v2-binary,\
+        predict-json,decode-v2-json --no-signature --memory-requests 0
 
 The machine this runs on matters: compare figures from one run (the ratios), not across runs.
 """
@@ -35,6 +44,7 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -58,7 +68,12 @@ local accept = os.getenv("BENCH_ACCEPT")
 if accept and accept ~= "" then wrk.headers["Accept"] = accept end
 local auth = os.getenv("BENCH_AUTH")
 if auth and auth ~= "" then wrk.headers["Authorization"] = auth end
-wrk.body = os.getenv("BENCH_BODY")
+for name, value in string.gmatch(os.getenv("BENCH_HEADERS") or "", "([^:\\n]+): ([^\\n]*)") do
+  wrk.headers[name] = value
+end
+local file = io.open(os.getenv("BENCH_BODY_FILE"), "rb")
+wrk.body = file:read("*a")
+file:close()
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %d %d %d %d %d %d\\n", summary.requests,
     summary.duration, latency:percentile(50), latency:percentile(99),
@@ -74,9 +89,10 @@ class Row:
 
     name: str
     path: str
-    body: str
+    body: str | bytes
     accept: str = ""
     clients: tuple[int, ...] = (1, 16, 64)
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -245,6 +261,9 @@ def wrk(
     url: str, row: Row, connections: int, seconds: int, script: Path, auth: str = ""
 ) -> dict[str, float]:
     """One wrk run: requests/s, p50 and p99 in ms, errors (non-2xx included)."""
+    body = script.with_suffix(".body")  # a file: a binary body cannot pass in the environment
+    body.write_bytes(row.body.encode() if isinstance(row.body, str) else row.body)
+    headers = "\n".join(f"{name}: {value}" for name, value in row.headers.items())
     result = subprocess.run(
         [
             "wrk",
@@ -260,7 +279,13 @@ def wrk(
             str(script),
             url + row.path,
         ],
-        env={**os.environ, "BENCH_BODY": row.body, "BENCH_ACCEPT": row.accept, "BENCH_AUTH": auth},
+        env={
+            **os.environ,
+            "BENCH_BODY_FILE": str(body),
+            "BENCH_ACCEPT": row.accept,
+            "BENCH_HEADERS": headers,
+            "BENCH_AUTH": auth,
+        },
         capture_output=True,
         text=True,
         check=True,
@@ -309,6 +334,44 @@ def same_answers(reference: Server, other: Server, latent_dim: int) -> list[str]
         if not same or answers[0].status_code != 200:
             problems.append(f"{path} {accept or 'json'} {body if len(str(body)) < 80 else ''}")
     return problems
+
+
+def v2_rows(latent_dim: int) -> dict[str, Row]:
+    """TensorFlow Serving's predict and the Open Inference Protocol's infer, decoding the same
+    64 codes as the decode rows: JSON floats, or float32 bytes in and out (tritonclient's
+    default: binary inputs, ``binary_data_output``)."""
+    codes = [[0.1] * latent_dim] * 64
+    tensor = {"name": "z", "shape": [64, latent_dim], "datatype": "FP32"}
+    json_body = json.dumps({"inputs": [{**tensor, "data": [v for row in codes for v in row]}]})
+    size = 64 * latent_dim * 4
+    head = json.dumps(
+        {
+            "inputs": [{**tensor, "parameters": {"binary_data_size": size}}],
+            "parameters": {"binary_data_output": True},
+        }
+    ).encode()
+    binary = head + b"".join(struct.pack("<f", v) for row in codes for v in row)
+    return {
+        "predict-json": Row(
+            "TF Serving predict (64 codes)",
+            "/v1/models/vae:predict",
+            json.dumps({"instances": codes}),
+            clients=(16,),
+        ),
+        "decode-v2-json": Row(
+            "v2 decode JSON (64 codes)", "/v2/models/vae/infer", json_body, clients=(16,)
+        ),
+        "decode-v2-binary": Row(
+            "v2 decode binary (64 codes)",
+            "/v2/models/vae/infer",
+            binary,
+            clients=(16,),
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Inference-Header-Content-Length": str(len(head)),
+            },
+        ),
+    }
 
 
 def signature_images_per_second(
@@ -368,7 +431,9 @@ def parse_args() -> argparse.Namespace:
         "--rows",
         default="generate,decode,decode-png",
         help="comma-separated subset of generate,decode,decode-png,decode-npy "
-        "(binary answer, Accept: application/x-npy)",
+        "(binary answer, Accept: application/x-npy), predict-json (TF Serving's predict), "
+        "decode-v2-json, decode-v2-binary (the Open Inference Protocol, JSON or binary "
+        "tensors); each of the last four decodes 64 codes at 16 clients",
     )
     parser.add_argument(
         "--clients", default="", help="override the concurrency of every row, e.g. 16 or 1,16,64"
@@ -443,6 +508,7 @@ def main() -> None:
                 "decode npy (64 codes)", "/v1/decode", decode_body, "application/x-npy", (16,)
             ),
         }
+        all_rows.update(v2_rows(latent_dim))
         rows = [all_rows[name] for name in args.rows.split(",") if name]
         with tempfile.TemporaryDirectory() as tmp:
             script = Path(tmp) / "post.lua"

@@ -66,6 +66,11 @@ class ServedModel:
         return self._why_not
 
     @property
+    def versions(self) -> list[int]:
+        """The versions being served, oldest first."""
+        return sorted(self._available)
+
+    @property
     def default_version(self) -> int | None:
         """The version unversioned requests get: the newest available."""
         return max(self._available) if self._available else None

@@ -77,7 +77,9 @@ def test_the_api_key_matrix(tmp_path, keys_file):
         assert client.post("/v1/models/vae:predict", json=predict).status_code == 401
         assert client.post("/v1/encode", files={"file": ("a.png", b"x")}).status_code == 401
         # Probes and pages stay open.
-        for path in ("/healthz", "/readyz", "/", "/docs", "/openapi.json", "/static/explorer.js"):
+        assert client.post("/v2/models/vae/infer", json={}).status_code == 401
+        open_paths = ("/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/", "/docs")
+        for path in (*open_paths, "/openapi.json", "/static/explorer.js"):
             assert client.get(path).status_code == 200, path
         # /metrics: its own key only.
         assert client.get("/metrics").status_code == 401
