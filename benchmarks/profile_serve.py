@@ -33,7 +33,8 @@ from benchmarks.serve_bench import (
     WRK_SCRIPT,
     Row,
     Server,
-    build_servers,
+    all_rows,
+    build_server,
     ensure_litserve,
     wrk,
 )
@@ -251,9 +252,10 @@ def main() -> None:
     parser.add_argument("--rows", default="generate", help="generate,decode,decode-png")
     parser.add_argument("--clients", default="16")
     parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=2, help="VAE_INTRA_OP_THREADS")
-    parser.add_argument("--inter-threads", type=int, default=2, help="VAE_INTER_OP_THREADS")
-    parser.add_argument("--service-workers", type=int, default=1)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="TensorFlow intra- and inter-op threads"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--litserve-args", default="")
     parser.add_argument("--py-spy", action="store_true", help="also split CPU by kind of work")
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
@@ -262,21 +264,14 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep py-spy's raw stacks in this folder")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     args = parser.parse_args()
-    args.targets = [args.target]
     if args.target.startswith("litserve"):
         ensure_litserve()
     if not Path(PY_SPY).exists():
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "py-spy"], check=True)
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
-    server = next(iter(build_servers(args, Path(args.model_dir).resolve()).values()))
-    decode_body = json.dumps({"latents": [[0.1] * 20] * 64})
-    rows = {
-        "generate": Row("generate (count 1)", "/v1/generate", json.dumps({"count": 1})),
-        "decode": Row("decode (64 codes)", "/v1/decode", decode_body),
-        "decode-png": Row("decode PNG (64 codes)", "/v1/decode", decode_body, "image/png"),
-        "decode-npy": Row("decode npy (64 codes)", "/v1/decode", decode_body, "application/x-npy"),
-    }
+    server = build_server(args.target, args, Path(args.model_dir).resolve())
+    rows = all_rows(20)
     figures = []
     server.start()
     print(f"{server.name}: {loaded_accelerators(group_pids(server))}")
@@ -287,7 +282,7 @@ def main() -> None:
             for name in args.rows.split(","):
                 row = rows[name]
                 for clients in (int(c) for c in args.clients.split(",")):
-                    wrk(server.url, row, clients, 2, script)  # warm up
+                    wrk(server.url, row, clients, 2, script, server.auth)  # warm up
                     cpu, load = cpu_per_request(server, row, clients, args.duration, script)
                     report(args.target, row, clients, cpu, load)
                     figure = {"row": row.name, "clients": clients, "load": load, "cpu_us": cpu}

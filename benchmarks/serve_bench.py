@@ -1,33 +1,42 @@
-"""Serving benchmark: a bare FastAPI endpoint, this service and LitServe, side by side in one run.
+"""Serving benchmark, like for like: a bare FastAPI endpoint, this service, LitServe and the same
+endpoints written the naive way, each with the same worker processes and TensorFlow threads,
+each restarted for several rounds.
 
-Starts, on loopback and the newest model: `benchmarks/bare_app.py` (FastAPI parsing the same
-JSON and answering a constant), the service (`python -m app.cli`) and the same two endpoints
-written for LitServe (`benchmarks/litserve_app.py`; LitServe is pip-installed into this
-interpreter when missing, it is not a dependency of the project). It checks that the service and
-LitServe give the same answers, then loads each with wrk (Debian package `wrk`) in turn, the
-other servers paused (SIGSTOP; not those with several uvicorn workers) so that idle processes
-take no CPU from the one measured, and prints requests/s, p50/p99 latency and the ratio to the
-bare endpoint for every row:
+Targets (every one on loopback, the newest model, ``--workers`` processes, ``--threads``
+TensorFlow threads per process):
+
+- ``bare``: `benchmarks/bare_app.py`, FastAPI parsing the same JSON and answering a constant
+  (the ceiling of FastAPI + uvicorn);
+- ``service``: this service, `vae-serve` (`python -m app.cli`);
+- ``litserve``: the digit endpoints written for LitServe (`benchmarks/litserve_app.py`, batching
+  on, ``workers_per_device`` inference processes and as many HTTP ones; LitServe is
+  pip-installed into this interpreter when missing, it is not a dependency of the project);
+- ``naive``: the digit endpoints the tutorial way (`benchmarks/naive_app.py`: synchronous
+  endpoints, one SavedModel call per request, a Pillow PNG per image).
+
+Each round starts every target in turn, alone on the machine (the order alternates from round
+to round), warms it up, checks that its answers are the first model server's (the same JSON,
+the same PNG bytes), loads it with wrk (Debian package `wrk`) for every row and number of
+clients, and stops it. The table gives, per cell, the median requests/s over the rounds, the
+spread (the fastest round over the slowest), the median p50 and p99, and the ratios of the
+service to the naive app, to the bare endpoint and to LitServe. Rows:
 
 - generate (count 1): JSON with one base64 PNG;
 - decode (64 codes): JSON with 64 base64 PNGs;
-- decode PNG (64 codes): `Accept: image/png`, one 8×8 grid;
-- decode npy (64 codes): `Accept: application/x-npy`, uint8 pixels;
-- TF Serving predict (64 codes): `/v1/models/vae:predict`, JSON floats;
-- v2 decode JSON / binary (64 codes): the Open Inference Protocol's `/v2/models/vae/infer`, with
-  JSON tensors, or with Triton's binary tensor data (float32 bytes in and out), as tritonclient
-  sends them by default;
+- decode PNG / npy (64 codes): one 8×8 grid, or uint8 pixels (``application/x-npy``);
+- TF Serving predict, v2 decode JSON / binary (64 codes): ``/v1/models/vae:predict`` and the
+  Open Inference Protocol's ``/v2/models/vae/infer`` with JSON or binary tensors (service only).
 
-then the decoder signature's own images/s (direct TensorFlow calls of `decode` on 64 codes in a
-separate process, nothing else running: the ceiling a binary answer can approach), and each
-server's resident memory (every process it started) before and after N more generate requests.
+Then, with nothing else running, the decoder signature's own images/s (direct TensorFlow calls
+on 64 codes: the ceiling a binary answer can approach), and the service's resident memory
+before and after N more generate requests.
 
-    python benchmarks/serve_bench.py [--duration 10] [--rounds 1] [--targets bare,service,litserve]
-        [--rows generate,decode,decode-png] [--clients 1,16,64] [--memory-requests 10000]
+    python benchmarks/serve_bench.py [--restarts 4] [--duration 8] [--workers 2] [--threads 1]
+        [--targets bare,service,litserve,naive] [--rows generate,decode] [--clients 1,16,64]
 
-    # the Open Inference Protocol's rows beside the binary /v1/decode answer and TF Serving's
-    python benchmarks/serve_bench.py --targets service --rows decode-npy,decode-v2-binary,\
-        predict-json,decode-v2-json --no-signature --memory-requests 0
+    # API keys and every per-client limit on, beside the defaults
+    python benchmarks/serve_bench.py --targets \
+        "service,secure=service?keys=1&VAE_CLIENT_RATE=1000000&VAE_CLIENT_BURST=1000000"
 
 The machine this runs on matters: compare figures from one run (the ratios), not across runs.
 """
@@ -50,9 +59,9 @@ import sys
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -60,7 +69,7 @@ from app.edge.api_keys import key_line, new_key
 
 ROOT = Path(__file__).resolve().parents[1]
 LITSERVE_REQUIREMENT = "litserve==0.2.19"  # the version measured; an optional benchmark extra
-TARGETS = ("bare", "service", "litserve")
+TARGETS = ("bare", "service", "litserve", "naive")
 WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -93,19 +102,18 @@ class Row:
     accept: str = ""
     clients: tuple[int, ...] = (1, 16, 64)
     headers: dict[str, str] = field(default_factory=dict)
+    service_only: bool = False  # a route only the service has
 
 
 @dataclass
 class Server:
     name: str
+    kind: str  # bare, service, litserve or naive
     command: list[str]
     env: dict[str, str]
     ready_path: str
     port: int = 0
     cwd: Path = ROOT
-    # uvicorn's process manager restarts a worker that misses its pings: after a SIGSTOP of
-    # the group it would reload the model mid-run, so servers with several workers run on.
-    pausable: bool = True
     auth: str = ""  # an Authorization header, for a server started with API keys
     process: subprocess.Popen | None = field(default=None, repr=False)
 
@@ -113,17 +121,22 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def is_service(self) -> bool:
+        return self.kind == "service"
+
     def start(self) -> None:
-        """Start in its own process group and wait until it answers its readiness path."""
+        """Start in its own process group on a free port; wait until it answers."""
+        self.port = free_port()
         self.process = subprocess.Popen(
-            self.command,
+            [*self.command, "--port", str(self.port)],
             env={**os.environ, **self.env},
             cwd=self.cwd,
             start_new_session=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.url + self.ready_path, timeout=1).status_code == 200:
@@ -134,29 +147,26 @@ class Server:
         self.stop()
         sys.exit(f"{self.name} did not become ready: {self.command}")
 
-    def pause(self, paused: bool) -> None:
-        if self.pausable:
-            self.signal(signal.SIGSTOP if paused else signal.SIGCONT)
-
     def signal(self, signum: int) -> None:
         if self.process is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signum)
 
     def stop(self) -> None:
+        """Stop every process it started (LitServe's workers included)."""
         if self.process is None:
             return
-        self.signal(signal.SIGCONT)
         self.signal(signal.SIGTERM)
         try:
-            self.process.wait(15)
+            self.process.wait(20)
         except subprocess.TimeoutExpired:
             self.signal(signal.SIGKILL)
         time.sleep(0.5)
-        self.signal(signal.SIGKILL)  # LitServe's worker processes, if any outlived it
+        self.signal(signal.SIGKILL)
+        self.process = None
 
     def rss_mb(self) -> float:
-        """Resident memory of every process in its group (LitServe runs several)."""
+        """Resident memory of every process in its group."""
         total = 0
         for status in Path("/proc").glob("[0-9]*/stat"):
             with contextlib.suppress(OSError, IndexError, ValueError):
@@ -183,12 +193,12 @@ def ensure_litserve() -> None:
 
 
 def build_server(target: str, args: argparse.Namespace, model_dir: Path) -> Server:
-    """A server for one target name (see ``--targets``)."""
+    """A server for one target (see ``--targets``), with the run's workers and threads."""
     tf_env = {
         "VAE_MODEL_DIR": str(model_dir),
         "VAE_LOG_LEVEL": "warning",
         "VAE_INTRA_OP_THREADS": str(args.threads),
-        "VAE_INTER_OP_THREADS": str(args.inter_threads),
+        "VAE_INTER_OP_THREADS": str(args.threads),
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }
     python = sys.executable
@@ -198,29 +208,22 @@ def build_server(target: str, args: argparse.Namespace, model_dir: Path) -> Serv
     with_keys = extra_env.pop("keys", "") not in ("", "0")
     name, _, folder = target_spec.partition(":")
     base, _, workers = name.partition("@")
+    workers = workers or str(args.workers)
+
+    def uvicorn(app: str) -> list[str]:
+        return [python, "-m", "uvicorn", app, "--workers", workers, "--log-level", "warning"]
+
     if base == "bare":
-        server = Server(
-            target,
-            [python, "-m", "uvicorn", "benchmarks.bare_app:app", "--log-level", "warning"],
-            {},
-            "/readyz",
-        )
+        server = Server(target, "bare", uvicorn("benchmarks.bare_app:app"), {}, "/readyz")
+    elif base == "naive":
+        server = Server(target, "naive", uvicorn("benchmarks.naive_app:app"), tf_env, "/readyz")
     elif base == "litserve":
-        server = Server(
-            target,
-            [python, "-m", "benchmarks.litserve_app", *args.litserve_args.split()],
-            tf_env,
-            "/health",
-        )
+        command = [python, "-m", "benchmarks.litserve_app", "--workers-per-device", workers]
+        command += args.litserve_args.split()
+        server = Server(target, "litserve", command, tf_env, "/health")
     elif base in ("service", "proto"):
-        count = workers or str(args.service_workers)
-        server = Server(
-            target,
-            [python, "-m", "app.cli", "--workers", count],
-            tf_env,
-            "/readyz",
-            pausable=count == "1",
-        )
+        command = [python, "-m", "app.cli", "--workers", workers]
+        server = Server(target, "service", command, tf_env, "/readyz")
         if base == "proto":  # `python -m` puts the working folder first on sys.path
             server.cwd = Path(folder).resolve()
             if not (server.cwd / "app").is_dir():
@@ -234,27 +237,7 @@ def build_server(target: str, args: argparse.Namespace, model_dir: Path) -> Serv
         server.env["VAE_API_KEYS_FILE"] = str(keys_file)
         server.auth = f"Bearer {key}"
     server.name = label or target
-    server.port = free_port()
-    server.command += ["--port", str(server.port)]
     return server
-
-
-def build_servers(args: argparse.Namespace, model_dir: Path) -> dict[str, Server]:
-    servers = [build_server(target, args, model_dir) for target in args.targets]
-    return {server.name: server for server in servers}
-
-
-@contextlib.contextmanager
-def only(servers: dict[str, Server], running: str | None) -> Iterator[None]:
-    """Pause every server but ``running`` (None: all paused) for the duration of a measurement."""
-    for name, server in servers.items():
-        if name != running:
-            server.pause(True)
-    try:
-        yield
-    finally:
-        for server in servers.values():
-            server.pause(False)
 
 
 def wrk(
@@ -265,20 +248,8 @@ def wrk(
     body.write_bytes(row.body.encode() if isinstance(row.body, str) else row.body)
     headers = "\n".join(f"{name}: {value}" for name, value in row.headers.items())
     result = subprocess.run(
-        [
-            "wrk",
-            "-t",
-            str(min(connections, 2)),
-            "-c",
-            str(connections),
-            "-d",
-            f"{seconds}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(script),
-            url + row.path,
-        ],
+        ["wrk", "-t", str(min(connections, 2)), "-c", str(connections), "-d", f"{seconds}s"]
+        + ["--timeout", "10s", "-s", str(script), url + row.path],
         env={
             **os.environ,
             "BENCH_BODY_FILE": str(body),
@@ -311,8 +282,8 @@ def headers(server: Server, accept: str = "") -> dict[str, str]:
     }
 
 
-def same_answers(reference: Server, other: Server, latent_dim: int) -> list[str]:
-    """Requests on which two servers answer differently (empty: identical answers)."""
+def answers(server: Server, latent_dim: int) -> list[Any]:
+    """What a model server answers to seeded requests: JSON, or the bytes of a PNG."""
     probes = [
         ("/v1/generate", "", {"count": 3, "seed": 7}),
         ("/v1/generate", "", {"count": 2, "seed": 11, "temperature": 0.5}),
@@ -321,45 +292,47 @@ def same_answers(reference: Server, other: Server, latent_dim: int) -> list[str]
         ("/v1/decode", "", {"latents": [[0.1 * i] * latent_dim for i in range(-3, 4)]}),
         ("/v1/decode", "image/png", {"latents": [[0.2] * latent_dim] * 64}),
     ]
-    problems = []
+    found = []
     for path, accept, body in probes:
-        answers = [
-            httpx.post(server.url + path, json=body, headers=headers(server, accept), timeout=30)
-            for server in (reference, other)
-        ]
-        if accept:
-            same = answers[0].content == answers[1].content
-        else:
-            same = answers[0].json() == answers[1].json()
-        if not same or answers[0].status_code != 200:
-            problems.append(f"{path} {accept or 'json'} {body if len(str(body)) < 80 else ''}")
-    return problems
+        response = httpx.post(
+            server.url + path, json=body, headers=headers(server, accept), timeout=30
+        )
+        found.append((response.status_code, response.content if accept else response.json()))
+    return found
 
 
-def v2_rows(latent_dim: int) -> dict[str, Row]:
-    """TensorFlow Serving's predict and the Open Inference Protocol's infer, decoding the same
-    64 codes as the decode rows: JSON floats, or float32 bytes in and out (tritonclient's
-    default: binary inputs, ``binary_data_output``)."""
+def all_rows(latent_dim: int) -> dict[str, Row]:
     codes = [[0.1] * latent_dim] * 64
+    decode_body = json.dumps({"latents": codes})
     tensor = {"name": "z", "shape": [64, latent_dim], "datatype": "FP32"}
     json_body = json.dumps({"inputs": [{**tensor, "data": [v for row in codes for v in row]}]})
-    size = 64 * latent_dim * 4
     head = json.dumps(
         {
-            "inputs": [{**tensor, "parameters": {"binary_data_size": size}}],
+            "inputs": [{**tensor, "parameters": {"binary_data_size": 64 * latent_dim * 4}}],
             "parameters": {"binary_data_output": True},
         }
     ).encode()
     binary = head + b"".join(struct.pack("<f", v) for row in codes for v in row)
     return {
+        "generate": Row("generate (count 1)", "/v1/generate", json.dumps({"count": 1})),
+        "decode": Row("decode (64 codes)", "/v1/decode", decode_body, clients=(16,)),
+        "decode-png": Row("decode PNG (64 codes)", "/v1/decode", decode_body, "image/png", (16,)),
+        "decode-npy": Row(
+            "decode npy (64 codes)", "/v1/decode", decode_body, "application/x-npy", (16,)
+        ),
         "predict-json": Row(
             "TF Serving predict (64 codes)",
             "/v1/models/vae:predict",
             json.dumps({"instances": codes}),
             clients=(16,),
+            service_only=True,
         ),
         "decode-v2-json": Row(
-            "v2 decode JSON (64 codes)", "/v2/models/vae/infer", json_body, clients=(16,)
+            "v2 decode JSON (64 codes)",
+            "/v2/models/vae/infer",
+            json_body,
+            clients=(16,),
+            service_only=True,
         ),
         "decode-v2-binary": Row(
             "v2 decode binary (64 codes)",
@@ -370,20 +343,18 @@ def v2_rows(latent_dim: int) -> dict[str, Row]:
                 "Content-Type": "application/octet-stream",
                 "Inference-Header-Content-Length": str(len(head)),
             },
+            service_only=True,
         ),
     }
 
 
-def signature_images_per_second(
-    model_dir: Path, threads: int, inter_threads: int, seconds: float
-) -> dict[str, float]:
+def signature_images_per_second(model_dir: Path, threads: int, seconds: float) -> dict:
     """Direct calls of the ``decode`` signature on 64 codes, in a fresh process."""
     code = f"""
-import json, time, numpy as np, tensorflow as tf
+import json, os, time, numpy as np, tensorflow as tf
 tf.config.threading.set_intra_op_parallelism_threads({threads})
-tf.config.threading.set_inter_op_parallelism_threads({inter_threads})
+tf.config.threading.set_inter_op_parallelism_threads({threads})
 base = {str(model_dir / "vae")!r}
-import os
 version = max(int(p) for p in os.listdir(base) if p.isdigit())
 decode = tf.saved_model.load(f"{{base}}/{{version}}").signatures["decode"]
 z = tf.constant(np.random.default_rng(0).normal(size=(64, 20)).astype(np.float32))
@@ -410,53 +381,51 @@ print(json.dumps(result))
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", default="model")
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument(
-        "--rounds",
+        "--restarts",
         type=int,
-        default=1,
-        help="measure every cell this many times (interleaved); print medians",
+        default=4,
+        help="rounds: every target started, measured and stopped once a round",
     )
     parser.add_argument(
         "--targets",
         default=",".join(TARGETS),
-        help="comma-separated, in this order: bare, service, litserve, "
-        "service@2 (two uvicorn workers), proto:DIR (the service run from a "
-        "prototype copy of the repository, DIR/app), proto@2:DIR; any of them "
-        "with ?KEY=VALUE&... for its environment (keys=1: API keys on, the key sent "
-        "with every request), and LABEL= before it for a short name, e.g. "
-        "'t1=service?VAE_INTRA_OP_THREADS=1'",
+        help="comma-separated: bare, service, litserve, naive, proto:DIR (the service run "
+        "from another checkout, DIR/app); NAME@N for N workers instead of --workers; any of "
+        "them with ?KEY=VALUE&... for its environment (keys=1: API keys on, the key sent with "
+        "every request), and LABEL= before it for a short name, e.g. "
+        "'w1=service@1?VAE_INTRA_OP_THREADS=2'",
     )
     parser.add_argument(
         "--rows",
-        default="generate,decode,decode-png",
-        help="comma-separated subset of generate,decode,decode-png,decode-npy "
-        "(binary answer, Accept: application/x-npy), predict-json (TF Serving's predict), "
-        "decode-v2-json, decode-v2-binary (the Open Inference Protocol, JSON or binary "
-        "tensors); each of the last four decodes 64 codes at 16 clients",
+        default="generate,decode",
+        help="comma-separated subset of generate, decode, decode-png, decode-npy, "
+        "predict-json, decode-v2-json, decode-v2-binary",
     )
     parser.add_argument(
         "--clients", default="", help="override the concurrency of every row, e.g. 16 or 1,16,64"
     )
     parser.add_argument(
+        "--workers", type=int, default=2, help="worker processes of every target (the service's)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="TensorFlow intra- and inter-op threads per process (the service's)",
+    )
+    parser.add_argument(
         "--memory-requests",
         type=int,
-        default=100000,
-        help="generate requests between the two memory readings (0: skip)",
+        default=0,
+        help="generate requests between two readings of the service's memory (0: skip)",
     )
     parser.add_argument(
         "--no-signature", action="store_true", help="skip the decoder signature's own images/s"
     )
-    # The defaults are the service's own (app/config.py): two workers, one TensorFlow thread each.
-    parser.add_argument("--threads", type=int, default=1, help="VAE_INTRA_OP_THREADS")
-    parser.add_argument("--inter-threads", type=int, default=1, help="VAE_INTER_OP_THREADS")
     parser.add_argument(
-        "--service-workers", type=int, default=2, help="uvicorn worker processes of the service"
-    )
-    parser.add_argument(
-        "--litserve-args",
-        default="",
-        help="extra flags for benchmarks/litserve_app.py, e.g. '--fast-queue'",
+        "--litserve-args", default="", help="extra flags for benchmarks/litserve_app.py"
     )
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     args = parser.parse_args()
@@ -464,177 +433,156 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def measure(
+    args: argparse.Namespace, model_dir: Path, script: Path
+) -> tuple[dict[tuple[str, int], dict[str, list[dict]]], list[str]]:
+    """Every round: every target started alone, checked, measured on every row, stopped."""
+    servers = {s.name: s for s in (build_server(t, args, model_dir) for t in args.targets)}
+    cells: dict[tuple[str, int], dict[str, list[dict]]] = {}
+    reference: list[Any] | None = None
+    latent_dim = 20
+    for round_ in range(args.restarts):
+        order = list(servers) if round_ % 2 == 0 else list(reversed(servers))
+        for name in order:
+            server = servers[name]
+            server.start()
+            try:
+                if round_ == 0 and server.kind != "bare":
+                    if server.is_service:
+                        info = httpx.get(server.url + "/v1/model", headers=headers(server))
+                        latent_dim = info.json()["latent_dim"]
+                    found = answers(server, latent_dim)
+                    reference = reference or found
+                    same = "identical" if found == reference else "DIFFERENT: not like for like"
+                    print(f"answers of {name}: {same}", flush=True)
+                rows = [all_rows(latent_dim)[r] for r in args.rows.split(",") if r]
+                first = rows[0]
+                wrk(server.url, first, 16, 2, script, server.auth)  # warm-up, not counted
+                for row in rows:
+                    if row.service_only and not server.is_service:
+                        continue
+                    clients = (
+                        tuple(int(c) for c in args.clients.split(","))
+                        if args.clients
+                        else row.clients
+                    )
+                    for connections in clients:
+                        figures = wrk(
+                            server.url, row, connections, args.duration, script, server.auth
+                        )
+                        cells.setdefault((row.name, connections), {}).setdefault(name, []).append(
+                            figures
+                        )
+                        print(
+                            f"round {round_ + 1} {name:10} {row.name:30} c={connections:<3}"
+                            f" {figures['rps']:8.0f} req/s  p50 {figures['p50']:6.1f}"
+                            f"  p99 {figures['p99']:6.1f} ms"
+                            + (f"  ERRORS {figures['errors']}" if figures["errors"] else ""),
+                            flush=True,
+                        )
+            finally:
+                server.stop()
+    return cells, list(servers)
+
+
+def summary(runs: list[dict]) -> dict[str, float]:
+    """Median of every figure over the rounds, and the spread of the rate."""
+    rates = [r["rps"] for r in runs]
+    return {
+        "rps": statistics.median(rates),
+        "spread": max(rates) / min(rates) if min(rates) > 0 else float("inf"),
+        "p50": statistics.median(r["p50"] for r in runs),
+        "p99": statistics.median(r["p99"] for r in runs),
+        "errors": sum(r["errors"] for r in runs),
+        "rounds": len(runs),
+    }
+
+
+def print_table(table: dict[tuple[str, int], dict[str, dict]], targets: list[str]) -> None:
+    """Medians and spreads side by side, and the service's ratios."""
+    head = "| row | clients |" + "".join(f" {t} req/s (spread) | p50 / p99 ms |" for t in targets)
+    ratios = [
+        other
+        for other in ("naive", "bare", "litserve")
+        if other in targets and "service" in targets
+    ]
+    head += "".join(f" service / {other} |" for other in ratios)
+    print("\n" + head)
+    print("|---|---:|" + "---:|---:|" * len(targets) + "---:|" * len(ratios))
+    for (row, clients), cell in table.items():
+        line = f"| {row} | {clients} |"
+        for target in targets:
+            if target not in cell:
+                line += " | |"
+                continue
+            s = cell[target]
+            errors = " (errors)" if s["errors"] else ""
+            line += (
+                f" {s['rps']:,.0f}{errors} ({s['spread']:.2f}×) | {s['p50']:.1f} / {s['p99']:.1f} |"
+            )
+        for other in ratios:
+            if "service" in cell and other in cell:
+                line += f" {cell['service']['rps'] / cell[other]['rps']:.2f} |"
+            else:
+                line += " |"
+        print(line)
+
+
 def main() -> None:
     args = parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install -y wrk")
-    if "litserve" in args.targets:
+    if any(t.split("?")[0].split("=")[-1].startswith("litserve") for t in args.targets):
         ensure_litserve()
     model_dir = Path(args.model_dir).resolve()
-    servers = build_servers(args, model_dir)
-    results: dict = {
-        "rows": [],
-        "memory": {},
-        "signature": None,
-        "settings": {k: str(v) for k, v in vars(args).items()},
-    }
-    try:
-        for server in servers.values():
-            server.start()
-        models = [s for s in servers.values() if s.name != "bare"]
-        latent_dim = 20
-        for server in models:
-            if server.ready_path == "/readyz":
-                latent_dim = httpx.get(server.url + "/v1/model", headers=headers(server)).json()[
-                    "latent_dim"
-                ]
-                break
-        for other in models[1:]:
-            problems = same_answers(models[0], other, latent_dim)
-            print(
-                f"answers of {models[0].name} and {other.name}: "
-                + ("identical" if not problems else f"DIFFER on {problems}"),
-                flush=True,
-            )
-
-        decode_body = json.dumps({"latents": [[0.1] * latent_dim] * 64})
-        all_rows = {
-            "generate": Row("generate (count 1)", "/v1/generate", json.dumps({"count": 1})),
-            "decode": Row("decode (64 codes)", "/v1/decode", decode_body),
-            "decode-png": Row(
-                "decode PNG (64 codes)", "/v1/decode", decode_body, "image/png", (16,)
-            ),
-            "decode-npy": Row(
-                "decode npy (64 codes)", "/v1/decode", decode_body, "application/x-npy", (16,)
-            ),
+    print(
+        f"{args.restarts} rounds, every target with {args.workers} worker processes and "
+        f"{args.threads} TensorFlow thread(s) each, {args.duration} s a cell",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "post.lua"
+        script.write_text(WRK_SCRIPT)
+        cells, targets = measure(args, model_dir, script)
+        table = {key: {t: summary(runs) for t, runs in cell.items()} for key, cell in cells.items()}
+        results: dict[str, Any] = {
+            "settings": {k: str(v) for k, v in vars(args).items()},
+            "rows": [
+                {"row": row, "clients": clients, **cell} for (row, clients), cell in table.items()
+            ],
         }
-        all_rows.update(v2_rows(latent_dim))
-        rows = [all_rows[name] for name in args.rows.split(",") if name]
-        with tempfile.TemporaryDirectory() as tmp:
-            script = Path(tmp) / "post.lua"
-            script.write_text(WRK_SCRIPT)
-            for row in rows:
-                clients = (
-                    tuple(int(c) for c in args.clients.split(",")) if args.clients else row.clients
-                )
-                for connections in clients:
-                    runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
-                    for _ in range(args.rounds):
-                        for name, server in servers.items():
-                            with only(servers, name):
-                                runs[name].append(
-                                    wrk(
-                                        server.url,
-                                        row,
-                                        connections,
-                                        args.duration,
-                                        script,
-                                        server.auth,
-                                    )
-                                )
-                    cell = {
-                        name: {key: statistics.median(r[key] for r in rs) for key in rs[0]}
-                        for name, rs in runs.items()
-                    }
-                    results["rows"].append({"row": row.name, "clients": connections, **cell})
-                    print_row(row.name, connections, cell)
-
-            if not args.no_signature:
-                with only(servers, None):
-                    results["signature"] = signature_images_per_second(
-                        model_dir, args.threads, args.inter_threads, max(3, args.duration)
-                    )
-                sig = results["signature"]
-                print(
-                    f"decode signature alone, 64 codes: {sig['float32']:,.0f} images/s "
-                    f"(float32), {sig['uint8']:,.0f} images/s with the uint8 conversion",
-                    flush=True,
-                )
-
-            if args.memory_requests:
-                generate = all_rows["generate"]
-                for name, server in servers.items():
-                    if name == "bare":
-                        continue
-                    rate = max(
-                        (r[name]["rps"] for r in results["rows"] if r["row"] == generate.name),
-                        default=500,
-                    )
-                    before = server.rss_mb()
-                    sent = 0
-                    with only(servers, name):
-                        while sent < args.memory_requests:  # wrk runs for a time, not a count
-                            seconds = max(3, int((args.memory_requests - sent) / rate) + 1)
-                            sent += wrk(server.url, generate, 16, seconds, script, server.auth)[
-                                "requests"
-                            ]
-                    after = server.rss_mb()
-                    results["memory"][name] = {"before": before, "after": after, "requests": sent}
-                    print(
-                        f"{name} memory: {before:.0f} MB before, {after:.0f} MB after "
-                        f"{sent} more requests ({after - before:+.0f} MB)",
-                        flush=True,
-                    )
-    finally:
-        for server in servers.values():
-            server.stop()
-
-    print_table(results, list(servers))
+        print_table(table, targets)
+        if not args.no_signature:
+            sig = signature_images_per_second(model_dir, args.threads, max(3, args.duration))
+            results["signature"] = sig
+            print(
+                f"\nThe decode signature alone, 64 codes, in-process: {sig['float32']:,.0f} "
+                f"images/s ({sig['uint8']:,.0f} with the uint8 conversion)"
+            )
+        if args.memory_requests:
+            results["memory"] = memory(args, model_dir, script)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 
 
-def print_row(name: str, connections: int, cell: dict[str, dict[str, float]]) -> None:
-    bare = cell.get("bare", {}).get("rps")
-    parts = []
-    for target, r in cell.items():
-        ratio = f" ({r['rps'] / bare:.2f}x)" if bare and target != "bare" else ""
-        errors = f" ERRORS {r['errors']:.0f}" if r["errors"] else ""
-        parts.append(
-            f"{target} {r['rps']:7.0f} req/s p50 {r['p50']:6.1f} p99 {r['p99']:6.1f} ms"
-            f"{ratio}{errors}"
-        )
-    print(f"{name:22} c={connections:<3} " + " | ".join(parts), flush=True)
-
-
-def print_table(results: dict, targets: list[str]) -> None:
-    head = "| row | clients |"
-    rule = "|---|---:|"
-    for target in targets:
-        head += f" {target} req/s | p50 ms | p99 ms |"
-        rule += "---:|---:|---:|"
-        if target != "bare" and "bare" in targets:
-            head += " ratio |"
-            rule += "---:|"
-    print("\n" + head + "\n" + rule)
-    for row in results["rows"]:
-        line = f"| {row['row']} | {row['clients']} |"
-        for target in targets:
-            r = row[target]
-            failed = " (errors)" if r["errors"] else ""
-            line += f" {r['rps']:.0f}{failed} | {r['p50']:.1f} | {r['p99']:.1f} |"
-            if target != "bare" and "bare" in targets:
-                line += f" {r['rps'] / row['bare']['rps']:.2f} |"
-        print(line)
-    sig = results["signature"]
-    if sig:
-        print(
-            f"\nDecoder signature alone (64 codes, in-process TensorFlow): "
-            f"{sig['float32']:,.0f} images/s; with the uint8 conversion {sig['uint8']:,.0f}."
-        )
-        for row in results["rows"]:
-            if row["row"].startswith("decode"):
-                rates = ", ".join(
-                    f"{t} {64 * row[t]['rps']:,.0f}"
-                    for t in targets
-                    if t != "bare" and not row[t]["errors"]
-                )
-                print(f"  {row['row']} at {row['clients']} clients, images/s: {rates}")
-    for name, m in results["memory"].items():
-        print(
-            f"{name}: resident memory {m['before']:.0f} MB before, {m['after']:.0f} MB after "
-            f"{m['requests']} more generate requests ({m['after'] - m['before']:+.0f} MB)."
-        )
+def memory(args: argparse.Namespace, model_dir: Path, script: Path) -> dict[str, float]:
+    """The service's resident memory before and after ``--memory-requests`` generate requests."""
+    server = build_server("service", args, model_dir)
+    server.start()
+    try:
+        generate = all_rows(20)["generate"]
+        wrk(server.url, generate, 16, 3, script)
+        before, sent = server.rss_mb(), 0
+        while sent < args.memory_requests:  # wrk runs for a time, not a count
+            sent += wrk(server.url, generate, 16, 10, script)["requests"]
+        after = server.rss_mb()
+    finally:
+        server.stop()
+    print(
+        f"service memory: {before:.0f} MB before, {after:.0f} MB after {sent} more generate "
+        f"requests ({after - before:+.0f} MB)"
+    )
+    return {"before": before, "after": after, "requests": sent}
 
 
 if __name__ == "__main__":
