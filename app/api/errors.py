@@ -96,7 +96,7 @@ Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 class ErrorFormatRoute(APIRoute):
     """A route of a standard protocol: whatever goes wrong, including in its dependencies
-    (the model's lease), is answered ``{"error": ...}`` as ``protocol_error`` words it."""
+    (picking the version), is answered ``{"error": ...}`` as ``protocol_error`` words it."""
 
     def protocol_error(self, request: Request, error: Exception) -> ProtocolError | None:
         """The protocol's answer to ``error``; None leaves it to the app's handlers."""

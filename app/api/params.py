@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import File, HTTPException, Query, Request, UploadFile
+from fastapi import Depends, File, HTTPException, Query, Request, UploadFile
 from fastapi.routing import APIRoute
 from starlette.routing import Match
 from starlette.types import Scope
@@ -22,6 +22,15 @@ UploadedFiles = Annotated[
     list[UploadFile],
     File(description="One or more digit images (PNG, JPEG, GIF, BMP, WebP, TIFF)", min_length=1),
 ]
+
+
+async def read_body(request: Request) -> bytes:
+    """The whole body. Declared before the model dependency, it is read before the version is
+    picked: a version swapped in while a slow client sends serves its request."""
+    return await request.body()
+
+
+RawBody = Annotated[bytes, Depends(read_body)]
 
 
 def media_type(accept: str | None, offers: tuple[str, ...] = negotiation.IMAGE_TYPES) -> str:

@@ -4,7 +4,7 @@ old one without dropping a request.
 ``ServedModel`` follows TensorFlow Serving's model: it keeps polling ``<model_dir>/vae/``; a
 version it should serve (its version policy: the latest, one pinned, several, or all) is
 loaded and warmed off the request path, then swapped in at once; requests already holding the
-old version (a lease) finish on it, and it is unloaded when the last one is done. A version
+old version (holding it) finish on it, and it is unloaded when the last one is done. A version
 that fails to load is reported with the reason (status, log, metric) and skipped; it is tried
 again only when its files change. Each version goes START -> LOADING -> AVAILABLE ->
 UNLOADING -> END, TensorFlow Serving's states.
@@ -16,8 +16,6 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,17 +87,20 @@ class ServedModel:
             )
         return servable
 
-    @contextmanager
-    def lease(self, version: int | None = None) -> Iterator[Servable]:
-        """Hold a version while a request uses it: it is not unloaded before the end."""
-        servable = self.get(version)
+    def hold(self, servable: Servable) -> None:
+        """Count a request running on ``servable`` until ``release``: a version is not
+        unloaded while one does. One retired since the request picked it is not held (503)."""
+        if servable.retiring:
+            raise Unavailable(
+                f"model version {servable.version} was replaced while this request was read; retry"
+            )
         servable.leases += 1
-        try:
-            yield servable
-        finally:
-            servable.leases -= 1
-            if servable.retiring and servable.leases == 0:
-                self._unload_soon(servable)
+
+    def release(self, servable: Servable) -> None:
+        """The request that held ``servable`` is done; the last one unloads a retired version."""
+        servable.leases -= 1
+        if servable.retiring and servable.leases == 0:
+            self._unload_soon(servable)
 
     def statuses(self, version: int | None = None) -> list[VersionStatus]:
         """TensorFlow Serving's model_version_status list (all versions, newest first)."""

@@ -27,12 +27,12 @@ class Servable:
     model: Model
     batcher: Batcher
     render_slot: asyncio.Semaphore = field(repr=False)
-    leases: int = 0
+    leases: int = 0  # requests running on this version (ServedModel.hold)
     retiring: bool = False
+    version: int = field(init=False)
 
-    @property
-    def version(self) -> int:
-        return self.model.version
+    def __post_init__(self) -> None:
+        self.version = self.model.version  # still known once the model is unloaded
 
     async def run(
         self, signature: str, inputs: dict[str, np.ndarray], answer: Answer | None = None
@@ -47,8 +47,9 @@ class Servable:
                     result = await run_in_threadpool(answer.encode, outputs)
             else:
                 result = await self.batcher.run(signature, inputs, answer)
-        except BatcherClosed:  # cannot happen to a leased version; said clearly if it does
+        except BatcherClosed:  # cannot happen to a held version; said clearly if it does
             raise Unavailable("the model version is being unloaded; retry") from None
         if isinstance(result, Response):
-            result.headers["X-Model-Version"] = str(self.version)
+            # Appended to the encoded headers: MutableHeaders would copy them all (5 µs).
+            result.raw_headers.append((b"x-model-version", str(self.version).encode()))
         return result

@@ -1,12 +1,11 @@
 """TensorFlow Serving's REST API (status, metadata, predict) with its routes, JSON and status
 codes, so a client written for TensorFlow Serving works unchanged. Predict goes through the
-same run stage (batcher, admission control) as the rest of the API; every error, including the
-lease of a version, is answered as TensorFlow Serving answers it (``TFServingRoute``).
+same run stage (batcher, admission control) as the rest of the API; every error, including
+picking a version, is answered as TensorFlow Serving answers it (``TFServingRoute``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -16,8 +15,9 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from app.api.answers import json_response
-from app.api.deps import ModelContext, ServedDep, lease
+from app.api.deps import ModelContext, ServedDep, model_context
 from app.api.errors import ErrorFormatRoute
+from app.api.params import RawBody
 from app.api.schemas import ErrorMessage
 from app.protocols import tfserving
 from app.protocols.errors import ProtocolError
@@ -74,14 +74,13 @@ PREDICT_EXAMPLES = {
 }
 
 
-async def use_model(request: Request) -> AsyncIterator[ModelContext]:
+async def use_model(request: Request) -> ModelContext:
     """The version named in the path (or the newest) of the model named in the path; a name
     other than ours is a 404 before any version is looked up."""
     name, version = request.path_params["model_name"], request.path_params.get("version")
     if name != MODEL_NAME:
         raise tfserving.not_found(name, version)
-    with lease(request, version) as context:
-        yield context
+    return model_context(request, version)
 
 
 ModelDep = Annotated[ModelContext, Depends(use_model)]
@@ -153,11 +152,11 @@ PREDICT_BODY = {
 @router.post(
     "/v1/models/{model_name:model}:predict", responses=TF_ERRORS, openapi_extra=PREDICT_BODY
 )
-async def predict(model_name: ModelName, request: Request, model: ModelDep) -> Response:
+async def predict(model_name: ModelName, body: RawBody, model: ModelDep) -> Response:
     """Run a signature (default `serving_default` = decode) on inputs in row (`instances`)
     or columnar (`inputs`) format; answers `predictions` or `outputs`, as TensorFlow
     Serving's Predict."""
-    return await run_predict(request, model)
+    return await run_predict(body, model)
 
 
 @router.post(
@@ -166,14 +165,14 @@ async def predict(model_name: ModelName, request: Request, model: ModelDep) -> R
     openapi_extra=PREDICT_BODY,
 )
 async def predict_version(
-    model_name: ModelName, version: int, request: Request, model: ModelDep
+    model_name: ModelName, version: int, body: RawBody, model: ModelDep
 ) -> Response:
     """Predict on one version."""
-    return await run_predict(request, model)
+    return await run_predict(body, model)
 
 
-async def run_predict(request: Request, model: ModelContext) -> Response:
-    document = tfserving.parse_json(await request.body())
+async def run_predict(body: bytes, model: ModelContext) -> Response:
+    document = tfserving.parse_json(body)
     parsed = tfserving.parse_predict(document, model.servable.model.signatures)
     if parsed.rows > model.settings.max_batch:
         raise tfserving.bad_request(
@@ -181,9 +180,9 @@ async def run_predict(request: Request, model: ModelContext) -> Response:
         )
     answer = tfserving.PredictAnswer(parsed.row_format)
     async with model.admit(parsed.rows, "predict"):
-        body = await model.run(parsed.signature_name, parsed.inputs, answer)
+        answer_body = await model.run(parsed.signature_name, parsed.inputs, answer)
     headers = {"X-Model-Version": str(model.servable.version)}
-    return Response(body, media_type="application/json", headers=headers)
+    return Response(answer_body, media_type="application/json", headers=headers)
 
 
 class MalformedRequestRoute(TFServingRoute):

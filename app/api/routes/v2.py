@@ -3,13 +3,12 @@
 model metadata, health, model readiness and inference, one v2 model per signature
 (``app.protocols.v2``). Inference goes through the same run stage as the rest of the API
 (admission control, the version's batcher, the answer encoded on the inference thread); every
-error, including the lease of a version, is answered ``{"error": ...}`` (``V2Route``).
+error, including picking a version, is answered ``{"error": ...}`` (``V2Route``).
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Annotated, Any
@@ -20,8 +19,9 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from app.api.answers import json_response
-from app.api.deps import ModelContext, ServedDep, lease
+from app.api.deps import ModelContext, ServedDep, model_context
 from app.api.errors import UNAVAILABLE_RETRY_AFTER, ErrorFormatRoute
+from app.api.params import RawBody
 from app.api.schemas import ErrorMessage
 from app.config import Settings
 from app.protocols import v2
@@ -64,7 +64,7 @@ NOT_READY: dict[int | str, dict[str, Any]] = {503: V2_ERRORS[503]}
 
 @dataclass(frozen=True)
 class V2Model:
-    """The leased version, the v2 model asked for and the signature behind it."""
+    """The version picked, the v2 model asked for and the signature behind it."""
 
     context: ModelContext
     name: str
@@ -100,7 +100,7 @@ def parse_version(text: str | None, model: str) -> int | None:
     return int(text)
 
 
-async def use_model(request: Request) -> AsyncIterator[V2Model]:
+async def use_model(request: Request) -> V2Model:
     """The version named in the path (or the newest) holding the signature behind the model
     named in the path. A name that is none of ours is a 404 before any version is looked up."""
     name = request.path_params["model_name"]
@@ -108,14 +108,14 @@ async def use_model(request: Request) -> AsyncIterator[V2Model]:
     if signature is None:
         raise v2.unknown_model(name, contract_models())
     version = parse_version(request.path_params.get("model_version"), name)
-    with lease(request, version) as context:
-        if signature not in context.servable.model.signatures:
-            raise v2.V2Error(
-                404,
-                f"model {name!r} is not in version {context.servable.version}: its SavedModel "
-                f"has no {signature} signature",
-            )
-        yield V2Model(context, name, signature)
+    context = model_context(request, version)
+    if signature not in context.servable.model.signatures:
+        raise v2.V2Error(
+            404,
+            f"model {name!r} is not in version {context.servable.version}: its SavedModel "
+            f"has no {signature} signature",
+        )
+    return V2Model(context, name, signature)
 
 
 ModelDep = Annotated[V2Model, Depends(use_model)]
@@ -266,10 +266,10 @@ def work_rows(signature: str, inputs: dict[str, Any], settings: Settings) -> int
 
 
 @router.post("/v2/models/{model_name}/infer", responses=INFER_RESPONSES, openapi_extra=INFER_BODY)
-async def infer(model_name: str, request: Request, model: ModelDep) -> Response:
+async def infer(model_name: str, request: Request, body: RawBody, model: ModelDep) -> Response:
     """Run the model's signature on the inputs (JSON tensors, nested or flat, or binary after
     the JSON header); answers the requested outputs (all by default) in JSON or binary."""
-    return await run_infer(request, model)
+    return await run_infer(request, body, model)
 
 
 @router.post(
@@ -278,10 +278,10 @@ async def infer(model_name: str, request: Request, model: ModelDep) -> Response:
     openapi_extra=INFER_BODY,
 )
 async def infer_version(
-    model_name: str, model_version: str, request: Request, model: ModelDep
+    model_name: str, model_version: str, request: Request, body: RawBody, model: ModelDep
 ) -> Response:
     """Inference on one version."""
-    return await run_infer(request, model)
+    return await run_infer(request, body, model)
 
 
 # Content-Encoding of a request body (tritonclient's request_compression_algorithm) -> zlib's
@@ -311,9 +311,9 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     return plain
 
 
-async def run_infer(request: Request, model: V2Model) -> Response:
+async def run_infer(request: Request, body: bytes, model: V2Model) -> Response:
     body = decompress(
-        await request.body(),
+        body,
         request.headers.get("content-encoding"),
         model.context.settings.max_json_bytes,
     )
