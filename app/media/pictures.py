@@ -22,8 +22,10 @@ BATCH_PNG_MATCHES_PILLOW = fastpng.matches_pillow()
 
 
 def to_pixels(images: np.ndarray) -> np.ndarray:
-    """Floats in [0, 1] (any shape) -> 8-bit grey levels, for a whole batch at once."""
-    return np.round(np.clip(np.nan_to_num(images), 0, 1) * 255).astype(np.uint8)
+    """Floats in [0, 1] (any shape) -> 8-bit grey levels, for a whole batch at once. NaN is
+    black: ``fmax`` keeps the number of a (NaN, number) pair, as ``clip`` does not (the same
+    pixels as ``clip(nan_to_num(x), 0, 1)``, in a third of the time for one digit)."""
+    return np.rint(np.fmin(np.fmax(images, 0), 1) * 255).astype(np.uint8)
 
 
 def png(pixels: np.ndarray, scale: int = 1) -> bytes:

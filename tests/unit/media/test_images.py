@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from app.media.pictures import grid_png, png_base64, to_png
+from app.media.pictures import grid_png, png_base64, to_pixels, to_png
 from app.media.preprocess import ImageError, load_upload
 
 LIMIT = 10_000_000
@@ -134,6 +134,16 @@ def test_png_round_trip_and_scale():
     np.testing.assert_array_equal(
         np.asarray(Image.open(io.BytesIO(base64.b64decode(encoded[0])))), decoded
     )
+
+
+def test_pixels_round_to_the_nearest_grey_and_what_is_not_a_number_is_black():
+    values = np.array([np.nan, np.inf, -np.inf, -0.0, -0.3, 1.7, 0.5 / 255, 1.5 / 255, 1.0])
+    assert to_pixels(values).tolist() == [0, 255, 0, 0, 0, 255, 0, 2, 255]  # halves to even
+    rng = np.random.default_rng(1)
+    images = rng.normal(0.5, 0.6, (16, 28, 28)).astype(np.float32)
+    images.flat[::37] = np.nan
+    expected = np.round(np.clip(np.nan_to_num(images), 0, 1) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(to_pixels(images), expected)
 
 
 def test_grid_layout():
