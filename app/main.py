@@ -111,11 +111,13 @@ def create_app(settings: Settings | None = None, load: Loader | None = None) -> 
 
 def add_routes(app: FastAPI, settings: Settings, protected: bool) -> None:
     """The routers; operations that take uploads before the JSON operations of their paths.
-    With API keys, the API's routers declare the key (the probes and pages stay open)."""
+    With API keys, the API's routers declare the key (the probes and pages stay open).
+    The digits first: a request is matched against the routes in order."""
     keyed = [Depends(require_key)] if protected else []
+    app.include_router(digits.router, dependencies=keyed)
     for router in (health.router, v2.health_router):  # before v2's catch-all for /v2/...
         app.include_router(router)
-    for router in (digits.router, model.router, tfserving.router, v2.router, explore.router):
+    for router in (model.router, tfserving.router, v2.router, explore.router):
         app.include_router(router, dependencies=keyed)
     # Multipart: at most VAE_MAX_BATCH files, and a few small fields beside them.
     uploads = {"max_files": settings.max_batch, "max_fields": 8, "max_part_size": 65536}

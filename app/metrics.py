@@ -8,9 +8,11 @@ and ``/metrics`` adds them up, so one scrape shows the whole server, not one wor
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
+from typing import TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -21,6 +23,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.metrics import MetricWrapperBase
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 LIVE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db")
@@ -86,6 +89,15 @@ CLIENT_REFUSED = Counter(
 LOAD_FAILURES = Counter(
     "vae_model_load_failures_total", "Model versions that failed to load", ["code"]
 )
+
+Metric = TypeVar("Metric", bound=MetricWrapperBase)
+
+
+@functools.lru_cache(maxsize=1024)
+def child(metric: Metric, *values: str) -> Metric:
+    """``metric.labels(*values)``, looked up once: ``labels`` checks its arguments and takes a
+    lock on every call, and the request path calls it several times a request."""
+    return metric.labels(*values)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -56,7 +56,7 @@ class ImagesAnswer:
 
     def encode(self, outputs: dict[str, np.ndarray]) -> Response:
         batch = outputs["images"]
-        metrics.IMAGES.labels(self.endpoint).inc(len(batch))
+        metrics.child(metrics.IMAGES, self.endpoint).inc(len(batch))
         headers = self.headers()
         if self.media_type == negotiation.PNG:
             body = pictures.grid_png(batch, self.nrow, self.scale)
@@ -108,7 +108,7 @@ class EncodeAnswer:
         return False
 
     def encode(self, outputs: dict[str, np.ndarray]) -> Response:
-        metrics.IMAGES.labels("encode").inc(len(outputs["mu"]))
+        metrics.child(metrics.IMAGES, "encode").inc(len(outputs["mu"]))
         return json_response({name: outputs[name].tolist() for name in ("mu", "sigma", "log_var")})
 
 
@@ -168,7 +168,7 @@ class ReconstructAnswer(ScoreAnswer):
 
     def encode(self, outputs: dict[str, np.ndarray]) -> Response:
         assert self.inputs is not None and self.log_weights is not None
-        metrics.IMAGES.labels("reconstruct").inc(len(self.inputs))
+        metrics.child(metrics.IMAGES, "reconstruct").inc(len(self.inputs))
         return json_response(
             {
                 "inputs": pictures.png_base64(self.inputs),
@@ -191,7 +191,7 @@ class PairsAnswer:
         return 2 * rows * (28 * self.scale) ** 2 > HEAVY_PIXELS
 
     def encode(self, outputs: dict[str, np.ndarray]) -> Response:
-        metrics.IMAGES.labels("reconstruct").inc(len(self.inputs))
+        metrics.child(metrics.IMAGES, "reconstruct").inc(len(self.inputs))
         pairs = np.concatenate([self.inputs, outputs["images"]])
         body = pictures.grid_png(pairs, len(self.inputs), self.scale)
         return Response(body, media_type=negotiation.PNG)

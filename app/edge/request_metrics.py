@@ -34,5 +34,5 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
-            metrics.LATENCY.labels(path).observe(time.perf_counter() - started)
-            metrics.REQUESTS.labels(scope["method"], path, str(status)).inc()
+            metrics.child(metrics.LATENCY, path).observe(time.perf_counter() - started)
+            metrics.child(metrics.REQUESTS, scope["method"], path, str(status)).inc()

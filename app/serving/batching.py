@@ -187,13 +187,16 @@ class Batcher:
     def _run_batch(self, jobs: list[Job]) -> None:
         signature = jobs[0].signature
         try:
-            inputs = {
-                name: np.concatenate([j.inputs[name] for j in jobs]) for name in jobs[0].inputs
-            }
-            inputs.update(dict(jobs[0].constants))
-            with metrics.INFERENCE.labels(signature).time():
+            if len(jobs) == 1:  # alone: its arrays as they are
+                inputs = {**jobs[0].inputs, **dict(jobs[0].constants)}
+            else:
+                inputs = {
+                    name: np.concatenate([j.inputs[name] for j in jobs])
+                    for name in jobs[0].inputs
+                }
+            with metrics.child(metrics.INFERENCE, signature).time():
                 outputs = self.model.call(signature, inputs)
-            metrics.BATCH_REQUESTS.labels(signature).observe(len(jobs))
+            metrics.child(metrics.BATCH_REQUESTS, signature).observe(len(jobs))
         except Exception as error:  # noqa: BLE001 - reported to the requests that asked
             if len(jobs) > 1:  # one bad request must not fail the others merged with it
                 for job in jobs:
@@ -204,10 +207,11 @@ class Batcher:
             return
         start = 0
         for job in jobs:
-            # A job with scalar inputs had the call to itself: all of the outputs are its.
-            stop = start + job.rows if job.mergeable else None
-            rows = {name: value[start:stop] for name, value in outputs.items()}
-            start += job.rows
+            if len(jobs) == 1:  # a call of its own (always so for scalar inputs): all its
+                rows = outputs
+            else:
+                rows = {name: value[start : start + job.rows] for name, value in outputs.items()}
+                start += job.rows
             try:
                 job.resolve(job.answer.encode(rows) if job.answer else rows)
             except Exception as error:  # noqa: BLE001 - an encoding bug fails its request only
