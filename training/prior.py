@@ -42,6 +42,19 @@ def standard_normal(latent_dim: int) -> MixturePrior:
     )
 
 
+def diagonal_mixture(means: np.ndarray, log_vars: np.ndarray) -> MixturePrior:
+    """An equal-weight mixture of diagonal Gaussians N(m_k, diag exp γ_k): a VampPrior, its
+    components the encoder's posteriors at the pseudo-inputs (exported like any mixture)."""
+    k, d = means.shape
+    scales = np.exp(0.5 * np.asarray(log_vars, np.float64))
+    return MixturePrior(
+        log_weights=np.full([k], -math.log(k), np.float32),
+        means=np.asarray(means, np.float32),
+        scale_tril=(np.eye(d)[None] * scales[:, None, :]).astype(np.float32),
+        labels=np.full([k], -1, np.int32),
+    )
+
+
 def fit_per_digit(
     latents: np.ndarray, labels: np.ndarray, components_per_digit: int, seed: int
 ) -> MixturePrior:
