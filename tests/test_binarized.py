@@ -154,3 +154,16 @@ def test_vae_eval_prints_the_binarized_protocol(binarized_version, data_dir, cap
     assert "IWAE k=10, 20 digits" in out and "±" in out
     written = json.loads((tmp_path / "evaluation-binarized.json").read_text())
     assert written["k"] == 10 and written["examples"] == 20
+
+
+def test_the_kl_warmup_ramps_up_to_beta():
+    from training.model import KLWarmup
+
+    vae = build_vae(get_preset("tiny").override(kl_weight=0.25), steps_per_epoch=1)
+    warmup = KLWarmup(2, final=0.25)
+    warmup.set_model(vae)
+    weights = []
+    for epoch in range(3):
+        warmup.on_epoch_begin(epoch)
+        weights.append(float(vae.kl_weight.numpy()))
+    assert weights == pytest.approx([0.125, 0.25, 0.25])
