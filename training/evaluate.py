@@ -149,8 +149,8 @@ def evaluate(
 def format_figures(figures: dict[str, Any]) -> str:
     """A short human summary of the evaluation."""
     lines = [
-        f"  test NLL bound (IWAE, k={figures['iwae_k']}, grey levels): "
-        f"{figures['test_nll_iwae']:.2f} nats",
+        f"  test NLL bound (IWAE, k={figures['iwae_k']}): {figures['test_nll_iwae']:.2f} nats "
+        "(grey levels)",
         f"  test -ELBO (Monte Carlo): {figures['test_neg_elbo_mc']:.2f} nats",
         f"  active latent units: {figures['active_units']}",
         f"  samples classified with confidence > 0.9: {figures['sample_confident_share']:.1%}",
