@@ -57,7 +57,7 @@ data: $(VENV)/.installed ## Fetch and verify MNIST into data/ (once)
 model: data ## Train the default model unless model/vae/ already holds one
 	$(BIN)/vae-train --if-missing --preset $(PRESET) --model-dir $(MODEL_DIR) --data-dir $(DATA_DIR)
 
-train: data ## Train a new model version (PRESET=default|seed|tiny; takes minutes on a CPU)
+train: data ## Train a new model version (PRESET=default|seed|default-v1|benchmark|tiny; minutes on a CPU, benchmark 2 h)
 	$(BIN)/vae-train --preset $(PRESET) --model-dir $(MODEL_DIR) --data-dir $(DATA_DIR)
 
 run: model ## Train if needed, then serve on http://127.0.0.1:8000 (docs at /docs)
@@ -132,8 +132,8 @@ bench-serve: install-dev ## Benchmark the service against a bare FastAPI endpoin
 bench-soak: install-dev ## Soak: 100,000 mixed requests, memory growth < 100 MB (LEAK=2048: the control)
 	$(BIN)/python -m benchmarks.soak $(if $(LEAK),--leak-bytes $(LEAK))
 
-bench-train: data ## Train seed and default side by side; print the table, refresh docs/images
-	$(BIN)/python benchmarks/train_bench.py --data-dir $(DATA_DIR) --pictures docs/images
+bench-train: data ## Train seed, default-v1 and default side by side; print the table and targets, refresh docs/images
+	$(BIN)/python benchmarks/train_bench.py --data-dir $(DATA_DIR) --pictures docs/images $(BENCH_ARGS)
 
 docker: ## Build the serving and training images (CPU TensorFlow)
 	docker build --target serve -t $(IMAGE):latest .

@@ -12,6 +12,7 @@ from training.distribute import Strategy
 from training.presets import (
     DEFAULT_PRESET,
     PRESETS,
+    DataKind,
     LrSchedule,
     Preset,
     PresetError,
@@ -62,6 +63,19 @@ def add_evaluation_options(parser: argparse.ArgumentParser) -> None:
         default=1000,
         help="digit-conditional samples per digit (%(default)s)",
     )
+    group.add_argument(
+        "--binarized-k",
+        type=positive_int,
+        help="importance samples per binarized test digit for the literature's NLL "
+        "(vae-train: 500 for binarized presets, else not computed; vae-eval --protocol "
+        "binarized: 5000)",
+    )
+    group.add_argument(
+        "--binarized-examples",
+        type=positive_int,
+        default=10000,
+        help="binarized test digits for that NLL (%(default)s: all)",
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -111,6 +125,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     hyper.add_argument("--learning-rate", type=float)
     hyper.add_argument("--lr-schedule", choices=[s.value for s in LrSchedule])
     hyper.add_argument("--kl-warmup-epochs", type=int)
+    hyper.add_argument("--kl-weight", type=float, help="β, the KL term's final weight (0 < β ≤ 1)")
+    hyper.add_argument(
+        "--iwae-samples", type=int, help="importance samples in the training objective (1: ELBO)"
+    )
+    hyper.add_argument(
+        "--data",
+        choices=[d.value for d in DataKind],
+        help="grey levels, or dynamically binarized digits (the literature's protocol)",
+    )
+    hyper.add_argument("--pseudo-inputs", type=int, help="VampPrior pseudo-inputs (--prior vamp)")
     hyper.add_argument("--latent-dim", type=int)
     hyper.add_argument(
         "--hidden", type=layer_sizes, help="hidden layer sizes, comma-separated, e.g. 500,500"
@@ -161,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
             learning_rate=args.learning_rate,
             lr_schedule=args.lr_schedule,
             kl_warmup_epochs=args.kl_warmup_epochs,
+            kl_weight=args.kl_weight,
+            iwae_samples=args.iwae_samples,
+            data=args.data,
+            pseudo_inputs=args.pseudo_inputs,
             latent_dim=args.latent_dim,
             hidden=args.hidden,
             prior=args.prior,
@@ -215,6 +243,8 @@ def run(args: argparse.Namespace, preset: Preset) -> int:
             iwae_examples=args.iwae_examples,
             samples=args.eval_samples,
             samples_per_digit=args.samples_per_digit,
+            binarized_k=args.binarized_k or 0,
+            binarized_examples=args.binarized_examples,
         )
     )
     train(

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from training import references, sample_quality
+from training import protocol, references, sample_quality
 from training.classifier import classify, load_classifier
 from vae_contract import Signature
 
@@ -35,6 +35,10 @@ class EvalConfig:
     samples_per_digit: int = 1000
     seed: int = 0
     pictures: bool = True
+    # The literature's protocol (training.protocol): the NLL of the binarized test digits
+    # with this many importance samples (0: not computed), on the first N test digits.
+    binarized_k: int = 0
+    binarized_examples: int = protocol.EXAMPLES
 
 
 def batched(fn, inputs: np.ndarray, batch: int) -> list[Any]:
@@ -73,6 +77,11 @@ def evaluate_signatures(
     figures.update(
         likelihood(signatures, x_test[: config.iwae_examples], config.iwae_k, config.seed)
     )
+    if config.binarized_k:
+        result = protocol.binarized_nll(
+            signatures[Signature.LOG_WEIGHTS], x_test, config.binarized_k, config.binarized_examples
+        )
+        figures["binarized"] = result.to_dict()
 
     decode = signatures[Signature.DECODE]
     recon = np.concatenate(batched(lambda c: decode(z=tf.constant(c))["images"].numpy(), mu, 1000))
@@ -140,7 +149,8 @@ def evaluate(
 def format_figures(figures: dict[str, Any]) -> str:
     """A short human summary of the evaluation."""
     lines = [
-        f"  test NLL bound (IWAE, k={figures['iwae_k']}): {figures['test_nll_iwae']:.2f} nats",
+        f"  test NLL bound (IWAE, k={figures['iwae_k']}): {figures['test_nll_iwae']:.2f} nats "
+        "(grey levels)",
         f"  test -ELBO (Monte Carlo): {figures['test_neg_elbo_mc']:.2f} nats",
         f"  active latent units: {figures['active_units']}",
         f"  samples classified with confidence > 0.9: {figures['sample_confident_share']:.1%}",
@@ -153,4 +163,6 @@ def format_figures(figures: dict[str, Any]) -> str:
             f"  digit-conditional samples of the right digit (worst digit): "
             f"{figures['digit_accuracy_min']:.1%}"
         )
+    if "binarized" in figures:
+        lines.insert(0, "  " + protocol.NllResult(**figures["binarized"]).describe())
     return "Evaluation:\n" + "\n".join(lines)

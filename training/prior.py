@@ -31,6 +31,11 @@ class MixturePrior:
     def n_components(self) -> int:
         return int(self.means.shape[0])
 
+    def is_diagonal(self) -> bool:
+        """Every covariance diagonal (N(0, I), a VampPrior)."""
+        d = self.means.shape[1]
+        return bool(np.all(self.scale_tril * (1 - np.eye(d))[None] == 0))
+
 
 def standard_normal(latent_dim: int) -> MixturePrior:
     """N(0, I) as a one-component mixture, so one sampling path serves every prior."""
@@ -39,6 +44,19 @@ def standard_normal(latent_dim: int) -> MixturePrior:
         means=np.zeros([1, latent_dim], np.float32),
         scale_tril=np.eye(latent_dim, dtype=np.float32)[None],
         labels=np.full([1], -1, np.int32),
+    )
+
+
+def diagonal_mixture(means: np.ndarray, log_vars: np.ndarray) -> MixturePrior:
+    """An equal-weight mixture of diagonal Gaussians N(m_k, diag exp γ_k): a VampPrior, its
+    components the encoder's posteriors at the pseudo-inputs (exported like any mixture)."""
+    k, d = means.shape
+    scales = np.exp(0.5 * np.asarray(log_vars, np.float64))
+    return MixturePrior(
+        log_weights=np.full([k], -math.log(k), np.float32),
+        means=np.asarray(means, np.float32),
+        scale_tril=(np.eye(d)[None] * scales[:, None, :]).astype(np.float32),
+        labels=np.full([k], -1, np.int32),
     )
 
 
@@ -149,6 +167,8 @@ class Sampler:
 
 def log_density(prior: MixturePrior, z: tf.Tensor) -> tf.Tensor:
     """log p(z) under the mixture, for z [..., D] (used by the likelihood bounds)."""
+    if prior.is_diagonal():
+        return diagonal_log_density(prior, z)
     k, d = prior.means.shape
     # Component k whitens z as L_k⁻¹ (z − m_k). All K of them are one matrix product with the
     # precision factors side by side, [D, K·D]: 8× faster than a batched einsum over the
@@ -162,5 +182,27 @@ def log_density(prior: MixturePrior, z: tf.Tensor) -> tf.Tensor:
     flat = tf.reshape(z, [-1, d])
     white = tf.matmul(flat, tf.constant(weights, tf.float32)) - tf.constant(offsets, tf.float32)
     distance = tf.reduce_sum(tf.square(tf.reshape(white, [-1, k, d])), axis=-1)  # [M, K]
+    density = tf.reduce_logsumexp(tf.constant(log_norm, tf.float32) - 0.5 * distance, axis=-1)
+    return tf.reshape(density, tf.shape(z)[:-1])
+
+
+def diagonal_log_density(prior: MixturePrior, z: tf.Tensor) -> tf.Tensor:
+    """``log_density`` of a mixture of diagonal Gaussians: Σ_d ((z_d − m_kd) / s_kd)² expands
+    into two [M, D] × [D, K] products, D times less work than whitening each component (a
+    500-component VampPrior in 40 dimensions: 0.8 instead of 16 GMAC per 20,000 codes)."""
+    k, d = prior.means.shape
+    scale = np.diagonal(prior.scale_tril, axis1=1, axis2=2).astype(np.float64)  # [K, D]
+    precision = 1.0 / np.square(scale)
+    means = prior.means.astype(np.float64)
+    log_norm = (
+        prior.log_weights
+        - np.sum(np.log(scale), axis=1)
+        - 0.5 * d * math.log(2 * math.pi)
+        - 0.5 * np.sum(np.square(means) * precision, axis=1)
+    )  # [K], with the ‖m/s‖² part of the distance
+    flat = tf.reshape(z, [-1, d])
+    distance = tf.matmul(tf.square(flat), tf.constant(precision.T, tf.float32)) - 2.0 * tf.matmul(
+        flat, tf.constant((means * precision).T, tf.float32)
+    )  # [M, K], without the ‖m/s‖² part
     density = tf.reduce_logsumexp(tf.constant(log_norm, tf.float32) - 0.5 * distance, axis=-1)
     return tf.reshape(density, tf.shape(z)[:-1])

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,12 +25,12 @@ import numpy as np
 import tensorflow as tf
 
 from training import data as mnist_data
-from training import export, references
+from training import export, protocol, references
 from training import prior as priors
 from training.distribute import configure_devices, is_chief, wait_for_all_workers, worker_name
 from training.evaluate import EvalConfig, evaluate, format_figures
 from training.model import VAE, KLWarmup, build_vae
-from training.presets import Preset, PriorKind
+from training.presets import DataKind, Preset, PriorKind
 from training.stopping import stop_signals
 from training.warmup import write_warmup_file
 from vae_contract import IMAGE_SHAPE, DatasetInfo, ModelMetadata, PriorInfo, Signature
@@ -179,7 +179,9 @@ def fit(
         print(paths.describe_checkpoint(vae.preset.epochs), flush=True)
     if not resuming and paths.checkpoints.exists():
         shutil.rmtree(paths.checkpoints)
-    callbacks: list[keras.callbacks.Callback] = [KLWarmup(vae.preset.kl_warmup_epochs)]
+    callbacks: list[keras.callbacks.Callback] = [
+        KLWarmup(vae.preset.kl_warmup_epochs, vae.preset.kl_weight)
+    ]
     if chief:
         paths.logs.mkdir(parents=True, exist_ok=True)
         callbacks += [
@@ -215,6 +217,8 @@ def single_device_copy(vae: VAE) -> VAE:
     plain(tf.zeros([1, *IMAGE_SHAPE]))
     plain.encoder.set_weights(vae.encoder.get_weights())
     plain.decoder.set_weights(vae.decoder.get_weights())
+    if vae.pseudo_logits is not None and plain.pseudo_logits is not None:
+        plain.pseudo_logits.assign(vae.pseudo_logits.numpy())
     return plain
 
 
@@ -222,11 +226,14 @@ def fit_priors(
     vae: VAE, codes: np.ndarray, y_train: np.ndarray
 ) -> tuple[priors.MixturePrior, priors.MixturePrior | None]:
     """The sampling prior and the per-digit prior (None when the preset has none), fitted
-    to the training codes μ."""
+    to the training codes μ; a VampPrior is the one the model learned."""
     preset = vae.preset
     digit_prior = None
     if preset.components_per_digit > 0:
         digit_prior = priors.fit_per_digit(codes, y_train, preset.components_per_digit, preset.seed)
+    if preset.prior is PriorKind.VAMP:
+        means, log_vars = vae.encoder(vae.pseudo_inputs(), training=False)
+        return priors.diagonal_mixture(means.numpy(), log_vars.numpy()), digit_prior
     if preset.prior is PriorKind.FITTED:
         assert digit_prior is not None  # the preset guarantees components_per_digit > 0
         return digit_prior, digit_prior
@@ -266,6 +273,8 @@ def export_version(
         figures = {}
         if evaluation is not None:
             print("Evaluating the export before publishing it (--no-eval skips this)", flush=True)
+            if preset.data is DataKind.BINARIZED and not evaluation.binarized_k:
+                evaluation = replace(evaluation, binarized_k=protocol.TRAINING_K)
             figures = evaluate(
                 signatures, x_test, mnist.y_test, evaluation, staging, trained.history
             )
@@ -329,7 +338,10 @@ def train(
     y_train = mnist.y_train[:train_limit]
     paths = RunPaths.for_run(model_dir, preset, train_limit, None if chief else worker_name())
 
-    train_ds, test_ds = datasets(x_train, mnist_data.to_float(mnist.x_test), preset)
+    x_test = mnist_data.to_float(mnist.x_test)
+    if preset.data is DataKind.BINARIZED:  # training binarizes each batch; the test set once
+        x_test = protocol.binarize_test_set(x_test)
+    train_ds, test_ds = datasets(x_train, x_test, preset)
     # XLA-compiled steps cannot read the replicas' variables on other devices (measured:
     # "Trying to access resource ... located in device CPU:1 from device CPU:0").
     jit = preset.jit_compile and replicas == 1

@@ -199,6 +199,12 @@ function renderFacts(model) {
       "test_nll_iwae_k"))))
     .map(([key, label, percent]) => [label, percent ? `${(100 * figures[key]).toFixed(1)}%`
       : fmt(figures[key])]);
+  // The literature's scale (binarized MNIST, training/protocol.py), when it was computed.
+  const binarized = figures.binarized;
+  if (binarized && typeof binarized.nll === "number") {
+    rows.unshift([`test NLL, binarized MNIST, IWAE k=${fmt(binarized.k)} on ${fmt(
+      binarized.examples)} digits (nats)`, `${fmt(binarized.nll)} ± ${fmt(binarized.stderr)}`]);
+  }
   $("figures").replaceChildren(
     element("caption", {}, ["Test figures (", element("a", {
       href: jsonUrl(model), textContent: "all of them", target: "_blank", rel: "noopener" }),

@@ -47,7 +47,8 @@ def test_an_invalid_value_is_refused_with_a_message_naming_it(changes, field):
 
 
 def test_an_unknown_preset_lists_the_known_ones():
-    with pytest.raises(PresetError, match="choose one of seed, default, tiny"):
+    known = "seed, default, default-v1, benchmark, tiny"
+    with pytest.raises(PresetError, match=f"choose one of {known}"):
         get_preset("huge")
 
 
