@@ -191,8 +191,7 @@ class Batcher:
                 inputs = {**jobs[0].inputs, **dict(jobs[0].constants)}
             else:
                 inputs = {
-                    name: np.concatenate([j.inputs[name] for j in jobs])
-                    for name in jobs[0].inputs
+                    name: np.concatenate([j.inputs[name] for j in jobs]) for name in jobs[0].inputs
                 }
             with metrics.child(metrics.INFERENCE, signature).time():
                 outputs = self.model.call(signature, inputs)
