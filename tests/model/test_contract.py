@@ -186,7 +186,8 @@ def test_the_warm_up_file_holds_one_valid_request_per_signature(version_dir, sig
     must be a PredictionLog whose request the signature accepts."""
     prediction_log_pb2 = pytest.importorskip(
         "tensorflow_serving.apis.prediction_log_pb2",
-        reason="tensorflow-serving-api (the train extra) writes the warm-up file",
+        reason="no warm-up file: tensorflow-serving-api is not installed (it pins its own "
+        "TensorFlow, so no extra of the project brings it; pip install it to run this test)",
     )
     records = tf.data.TFRecordDataset(str(version_dir / WARMUP_FILE))
     called = []
