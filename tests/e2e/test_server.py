@@ -110,6 +110,18 @@ def test_metrics_add_up_every_worker(server):
         assert generated() == before + 40
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/net/tcp")
+def test_each_worker_listens_on_its_own_socket(server):
+    """Two listening sockets on the port (one per worker, SO_REUSEPORT): the kernel spreads
+    connections over both, instead of the worker woken first accepting all that wait."""
+    url, _ = server
+    port = f"{int(url.rsplit(':', 1)[1]):04X}"
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    listening = [r for r in rows if r[1] == f"0100007F:{port}" and r[3] == "0A"]
+    assert len(listening) == 2
+
+
 def test_bad_input_is_4xx_and_the_server_survives(server):
     url, process = server
     bad = httpx.post(
