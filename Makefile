@@ -126,7 +126,7 @@ eval: install ## Evaluate the newest model again (figures and pictures into runs
 classifier: data ## Retrain the evaluation classifier shipped in training/assets/
 	$(BIN)/python -m training.classifier --data-dir $(DATA_DIR)
 
-bench-serve: install-dev ## Benchmark the service against a bare FastAPI endpoint
+bench-serve: install-dev ## Benchmark the service beside bare FastAPI, LitServe and the naive app, like for like
 	$(BIN)/python benchmarks/serve_bench.py --model-dir $(MODEL_DIR)
 
 bench-soak: install-dev ## Soak: 100,000 mixed requests, memory growth < 100 MB (LEAK=2048: the control)
