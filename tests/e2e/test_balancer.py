@@ -29,6 +29,15 @@ NGINX_IMAGE = "docker.io/library/nginx:1.27"
 UPSTREAM_IMAGE = "docker.io/library/python:3.11-slim"
 
 
+# `python -m http.server` with a listen backlog of 1024 instead of socketserver's 5: it closes
+# every connection, so each proxied request is a new connect, and on a loaded machine a full
+# backlog of 5 dropped connects until nginx's 2 s connect timeout answered 504.
+UPSTREAM = (
+    "from http.server import ThreadingHTTPServer as Server, SimpleHTTPRequestHandler as Handler;"
+    "Server.request_queue_size = 1024; Server(('', 8000), Handler).serve_forever()"
+)
+
+
 def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(["podman", *args], capture_output=True, text=True, check=check)
 
@@ -68,7 +77,7 @@ def balancer(tmp_path_factory) -> Iterator[dict]:
     try:
         podman(
             "run", "-d", "--name", f"{name}-api", "--network", name, "--network-alias", "api",
-            UPSTREAM_IMAGE, "python", "-m", "http.server", "8000",
+            UPSTREAM_IMAGE, "python", "-c", UPSTREAM,
         )  # fmt: skip
         mounts = [
             f"{NGINX / f}:/etc/nginx/{f}:ro"
@@ -147,7 +156,11 @@ def test_a_client_over_its_rate_gets_429_with_retry_after(balancer):
         httpx.Client(base_url=balancer["https"], verify=balancer["cert"]) as client,
         ThreadPoolExecutor(16) as pool,
     ):
+        started = time.monotonic()
         answers = list(pool.map(get, range(1200)))
+        elapsed = time.monotonic() - started
     statuses = Counter(status for status, _ in answers)
-    assert set(statuses) == {200, 429}, statuses  # 200 a second, a burst of 400
+    assert set(statuses) <= {200, 429}, statuses
+    # limit_req: 200 a second after a burst of 400, however fast or slow this machine sends
+    assert statuses[200] <= 401 + 200 * elapsed, (statuses, elapsed)
     assert all(retry == "1" for status, retry in answers if status == 429)
