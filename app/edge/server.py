@@ -18,6 +18,7 @@ import tempfile
 from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 from app.config import Settings
@@ -86,7 +87,11 @@ def run(settings: Settings, host: str, port: int, workers: int) -> None:
     config = uvicorn.Config("app.main:app", host=host, port=port, workers=workers, **options)
     # Bound, never listening: it holds the address (a port in use fails here, at once; port 0
     # becomes a real one) and takes no connections itself.
-    holder = reuse_port_socket(host, port)
+    try:
+        holder = reuse_port_socket(host, port)
+    except OSError as error:  # as uvicorn.run says it: one line, STARTUP_FAILURE
+        log.error(error)
+        sys.exit(STARTUP_FAILURE)
     port = holder.getsockname()[1]
     log.info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)", host, port)
     try:

@@ -22,19 +22,6 @@ CORPUS_SIZE = 2100
 JSON = {"Content-Type": "application/json"}
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    with LiveServer() as live:
-        yield live
-
-
-@pytest.fixture(scope="module")
-def client(server) -> Iterator[httpx.Client]:
-    # No retries: a dropped connection surfaces as httpx.TransportError and fails the test.
-    with httpx.Client(base_url=server.url, timeout=60) as client:
-        yield client
-
-
 @pytest.fixture(autouse=True)
 def still_ready(server, client) -> Iterator[None]:
     yield

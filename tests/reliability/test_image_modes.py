@@ -5,24 +5,15 @@ test_image_modes.py``); no 5xx, no dropped connection, the server stays ready.""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 
 import httpx
 import numpy as np
-import pytest
 
 from app.media import preprocess
 from tests.support import imagegen
 from tests.support.fakes import FakeModel
-from tests.support.live import LiveServer
 
 MATRIX = list(imagegen.mode_matrix())
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    with LiveServer() as live:
-        yield live
 
 
 def test_every_file_of_the_matrix_through_a_real_server(server):

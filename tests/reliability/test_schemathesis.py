@@ -11,25 +11,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-
-from tests.support.live import LiveServer
 
 schemathesis = pytest.importorskip(
     "schemathesis", reason="a dev dependency: pip install schemathesis"
 )
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    with LiveServer() as live:
-        yield live
 
 
 def test_the_api_conforms_to_its_openapi_description_under_every_check(server):

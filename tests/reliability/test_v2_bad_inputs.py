@@ -15,28 +15,12 @@ import struct
 import zlib
 from collections.abc import Iterator
 
-import httpx
 import pytest
-
-from tests.support.live import LiveServer
 
 JSON = {"Content-Type": "application/json"}
 HEADER = "Inference-Header-Content-Length"
 INFER = "/v2/models/vae/infer"
 Z = struct.pack("<60f", *([0.25] * 60))  # three codes of 20 float32s
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    with LiveServer() as live:
-        yield live
-
-
-@pytest.fixture(scope="module")
-def client(server) -> Iterator[httpx.Client]:
-    # No retries: a dropped connection surfaces as httpx.TransportError and fails the test.
-    with httpx.Client(base_url=server.url, timeout=60) as client:
-        yield client
 
 
 @pytest.fixture(autouse=True)
